@@ -1,0 +1,34 @@
+# The two commands of README.md:
+#   make demo   sets up .venv and runs the gesture lab end to end on the virtual board
+#   make test   sets up .venv (and the system compilers, where it may) and runs the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: setup system-deps demo test bench clean
+
+# tf-keras and tensorflow-model-optimization are installed without their dependencies:
+# their metadata would pull the 572 MB `tensorflow` wheel beside tensorflow-cpu.
+$(BIN)/tinyml: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet --no-deps "tf-keras==2.21.0" "tensorflow-model-optimization==0.8.1"
+	touch $(BIN)/tinyml
+
+setup: $(BIN)/tinyml
+
+system-deps:
+	bash .ci/system-deps
+
+demo: setup
+	$(BIN)/python -m tinyml.labs.gesture --out runs/gesture
+
+test: setup system-deps
+	$(BIN)/python -m pytest
+
+bench: setup
+	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

@@ -1,0 +1,45 @@
+"""tinyml-toolchain: a trained Keras model to validated TensorFlow Lite Micro firmware.
+
+The notebook API is the same set of functions the `tinyml` command calls. They are imported
+lazily, so `import tinyml` stays fast and TensorFlow loads only for the stages that need it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_API: dict[str, str] = {
+    "TinyMLError": "tinyml.errors",
+    "Dataset": "tinyml.data",
+    "load_dataset": "tinyml.data",
+    "load_labels": "tinyml.data",
+    "read_model": "tinyml.modelfile",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tinyml' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the `tinyml` command line with `argv` and return its exit code."""
+    from tinyml.cli import main as cli_main
+
+    return cli_main(argv)
+
+
+if TYPE_CHECKING:
+    from tinyml.data import Dataset, load_dataset, load_labels
+    from tinyml.errors import TinyMLError
+    from tinyml.modelfile import read_model
