@@ -55,3 +55,12 @@ def board_id(request: pytest.FixtureRequest) -> str | None:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def int8_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One small int8 `.tflite` per model kind in tests/modelzoo.py (dense, conv2d, conv1d, depthwise)."""
+    from modelzoo import INPUT_SHAPES, write_int8_model
+
+    directory = tmp_path_factory.mktemp("int8_models")
+    return {kind: write_int8_model(kind, directory) for kind in INPUT_SHAPES}
