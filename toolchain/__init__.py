@@ -18,6 +18,10 @@ _API: dict[str, str] = {
     "load_dataset": "tinyml.data",
     "load_labels": "tinyml.data",
     "read_model": "tinyml.modelfile",
+    "inspect_model": "tinyml.inspect",
+    "check_fits": "tinyml.inspect",
+    "InspectReport": "tinyml.inspect",
+    "FitReport": "tinyml.inspect",
 }
 
 
@@ -42,4 +46,5 @@ def main(argv: list[str] | None = None) -> int:
 if TYPE_CHECKING:
     from tinyml.data import Dataset, load_dataset, load_labels
     from tinyml.errors import TinyMLError
+    from tinyml.inspect import FitReport, InspectReport, check_fits, inspect_model
     from tinyml.modelfile import read_model
