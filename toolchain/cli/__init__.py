@@ -19,6 +19,7 @@ from tinyml.errors import TinyMLError
 
 # (module in tinyml.cli, one-line summary shown by `tinyml --help`), in pipeline order.
 COMMANDS: tuple[tuple[str, str], ...] = (
+    ("inspect", "show a .tflite model's ops, TFLM support, exact tensor arena and fit on a board"),
 )
 
 
