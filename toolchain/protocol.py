@@ -22,8 +22,9 @@ Framing (both directions)
     value 0xFFFF) over everything before it. COBS removes every 0x00 from the frame, so 0x00
     only ever delimits frames: after garbage, a truncated frame or a bad CRC the receiver
     drops what it has and starts again at the next 0x00. A decoded frame is at most
-    `MAX_FRAME_BYTES` (so its COBS form has a single code-byte overhead), which bounds the
-    firmware's fixed receive buffer; there is no heap use on the device.
+    `MAX_FRAME_BYTES`, its COBS form at most `MAX_ENCODED_BYTES`, which bounds the firmware's
+    fixed receive buffer; there is no heap use on the device. A delimiter ends a frame only
+    when bytes came before it, so back-to-back frames (0x00 A 0x00 0x00 B 0x00) both arrive.
 
 Requests and replies
     The reply to request type T has type T | 0x80 and echoes the request's sequence number, so
@@ -70,11 +71,12 @@ PROTOCOL_VERSION = 1
 # ---- limits ------------------------------------------------------------------------------
 HEADER_BYTES = 5  # version, type, seq, payload length u16
 CRC_BYTES = 2
-MAX_FRAME_BYTES = 254  # decoded frame: header + payload + CRC; COBS adds exactly one byte
+MAX_FRAME_BYTES = 254  # decoded frame: header + payload + CRC
 MAX_PAYLOAD_BYTES = MAX_FRAME_BYTES - HEADER_BYTES - CRC_BYTES
-MAX_ENCODED_BYTES = MAX_FRAME_BYTES + 1  # the bytes between two delimiters
-# Per frame on the wire: header, CRC, one COBS code byte and the two 0x00 delimiters.
-WIRE_OVERHEAD_BYTES = HEADER_BYTES + CRC_BYTES + 1 + 2
+# COBS adds one code byte, and a second one when a frame is a single run of 254 non-zero bytes.
+MAX_ENCODED_BYTES = MAX_FRAME_BYTES + 2  # the bytes between two delimiters
+# Per frame on the wire, at most: header, CRC, COBS code bytes and the two 0x00 delimiters.
+WIRE_OVERHEAD_BYTES = HEADER_BYTES + CRC_BYTES + 2 + 2
 MAX_STRING_BYTES = 48  # firmware version, board id, model hash, one label
 MAX_DIMS = 6
 INPUT_CHUNK_HEADER_BYTES = 4  # the u32 offset in front of INPUT data
@@ -286,7 +288,9 @@ class FrameDecoder:
             if byte == DELIMITER:
                 if self._in_frame and (self._buffer or self._overflow):
                     self._finish(frames)
-                self._in_frame = True
+                    self._in_frame = False  # the next 0x00 opens the next frame
+                else:
+                    self._in_frame = True
                 self._buffer.clear()
                 self._overflow = False
             elif not self._in_frame:
@@ -517,7 +521,9 @@ def render_c_header() -> str:
     lines += [f'    case {s.value}: return "{STATUS_TEXT[s]}";' for s in Status]
     lines += ['    default: return "unknown status";', "  }", "}", "", "inline size_t dtype_bytes(uint8_t dtype) {", "  switch (dtype) {"]
     lines += [f"    case {DTYPE_CODES[name]}: return {size};" for name, size in DTYPE_BYTES.items()]
-    lines += ["    default: return 1;", "  }", "}", "", "}  // namespace tinyml", "", "#endif  // TINYML_PROTOCOL_H_", ""]
+    lines += ["    default: return 1;", "  }", "}", "", "inline const char* dtype_name(uint8_t dtype) {", "  switch (dtype) {"]
+    lines += [f'    case {code}: return "{name}";' for name, code in DTYPE_CODES.items()]
+    lines += ['    default: return "unknown";', "  }", "}", "", "}  // namespace tinyml", "", "#endif  // TINYML_PROTOCOL_H_", ""]
     return "\n".join(lines)
 
 
