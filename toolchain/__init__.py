@@ -22,6 +22,11 @@ _API: dict[str, str] = {
     "check_fits": "tinyml.inspect",
     "InspectReport": "tinyml.inspect",
     "FitReport": "tinyml.inspect",
+    "BoardProfile": "tinyml.boards",
+    "get_board": "tinyml.boards",
+    "list_boards": "tinyml.boards",
+    "ConvertResult": "tinyml.convert",
+    "convert_model": "tinyml.convert",
 }
 
 
@@ -44,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if TYPE_CHECKING:
+    from tinyml.boards import BoardProfile, get_board, list_boards
+    from tinyml.convert import ConvertResult, convert_model
     from tinyml.data import Dataset, load_dataset, load_labels
     from tinyml.errors import TinyMLError
     from tinyml.inspect import FitReport, InspectReport, check_fits, inspect_model
