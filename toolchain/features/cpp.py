@@ -17,7 +17,7 @@ from tinyml.resources import templates_dir
 # that need no hardware. The Arduino glue (app.cpp) is not among them.
 PLAIN_SOURCES: dict[str, tuple[str, ...]] = {
     "gesture": ("imu_features.h.j2", "imu_window.h", "imu_window.cpp"),
-    "kws": ("logmel_features.h.j2", "logmel.h", "logmel.cpp", "recognizer.h", "recognizer.cpp"),
+    "kws": ("logmel_features.h.j2", "logmel_tables.cpp.j2", "logmel.h", "logmel.cpp", "recognizer.h", "recognizer.cpp"),
 }
 
 
