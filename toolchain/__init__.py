@@ -18,6 +18,8 @@ _API: dict[str, str] = {
     "load_dataset": "tinyml.data",
     "load_labels": "tinyml.data",
     "read_model": "tinyml.modelfile",
+    "quantize_model": "tinyml.quantize",
+    "QuantizeResult": "tinyml.quantize",
     "inspect_model": "tinyml.inspect",
     "check_fits": "tinyml.inspect",
     "InspectReport": "tinyml.inspect",
@@ -55,3 +57,4 @@ if TYPE_CHECKING:
     from tinyml.errors import TinyMLError
     from tinyml.inspect import FitReport, InspectReport, check_fits, inspect_model
     from tinyml.modelfile import read_model
+    from tinyml.quantize import QuantizeResult, quantize_model

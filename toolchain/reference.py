@@ -7,6 +7,8 @@ Imports TensorFlow (about 4 s), so only the stages that compare against the host
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from tinyml.errors import ModelError
@@ -22,10 +24,13 @@ class ReferenceInterpreter:
         self.model_bytes = bytes(model_bytes)
         self.facts = read_model(self.model_bytes)
         try:
-            self._interpreter = tf.lite.Interpreter(
-                model_content=self.model_bytes,
-                experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-            )
+            with warnings.catch_warnings():
+                # tf.lite.Interpreter warns that it moves to ai_edge_litert; its kernels are what we want.
+                warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated", category=UserWarning)
+                self._interpreter = tf.lite.Interpreter(
+                    model_content=self.model_bytes,
+                    experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+                )
             self._interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as exc:
             raise ModelError(f"the TFLite interpreter could not load the model: {exc}", "re-create the model with `tinyml quantize`") from exc
