@@ -29,6 +29,8 @@ _API: dict[str, str] = {
     "list_boards": "tinyml.boards",
     "ConvertResult": "tinyml.convert",
     "convert_model": "tinyml.convert",
+    "RenderResult": "tinyml.render",
+    "render_project": "tinyml.render",
 }
 
 
@@ -53,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 if TYPE_CHECKING:
     from tinyml.boards import BoardProfile, get_board, list_boards
     from tinyml.convert import ConvertResult, convert_model
+    from tinyml.render import RenderResult, render_project
     from tinyml.data import Dataset, load_dataset, load_labels
     from tinyml.errors import TinyMLError
     from tinyml.inspect import FitReport, InspectReport, check_fits, inspect_model

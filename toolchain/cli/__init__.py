@@ -22,6 +22,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("quantize", "convert a trained Keras model to a verified full-integer int8 .tflite"),
     ("inspect", "show a .tflite model's ops, TFLM support, exact tensor arena and fit on a board"),
     ("convert", "write a .tflite model as model_data.h/.cc (C array, tensor facts, labels)"),
+    ("render", "render a PlatformIO project of TFLM firmware for a board and a model"),
     ("boards", "list board profiles, show one, or prepare one for offline builds"),
 )
 
