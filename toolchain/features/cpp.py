@@ -34,6 +34,9 @@ def render_plain_sources(app: str, app_context: Mapping[str, object], out_dir: P
         loader=jinja2.FileSystemLoader(str(source_dir)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
+        # The same whitespace rules as tinyml.render, so both give the same bytes.
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

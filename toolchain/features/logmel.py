@@ -29,6 +29,12 @@ from tinyml.features.imu import c_float
 PARITY_TOLERANCE = 1e-4  # measured: at most 1.1e-5 on test clips (float32 C vs float64 numpy)
 
 
+def c_rows(values: np.ndarray, per_row: int = 8) -> list[str]:
+    """C float literals, `per_row` to a line, each line ending in a comma: table rows for a template."""
+    literals = [c_float(v) for v in np.asarray(values).reshape(-1)]
+    return [", ".join(literals[i : i + per_row]) + "," for i in range(0, len(literals), per_row)]
+
+
 def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
     return 1127.0 * np.log1p(np.asarray(hz, dtype=np.float64) / 700.0)
 
@@ -146,12 +152,12 @@ class LogMelSpec:
             "mel_bins": self.mel_bins,
             "frame_count": self.frame_count,
             "log_floor": c_float(self.log_floor),
-            "hann_window": [c_float(v) for v in self.hann_window],
-            "fft_cos": [c_float(v) for v in np.cos(2.0 * np.pi * np.arange(self.fft_size // 2) / self.fft_size)],
-            "fft_sin": [c_float(v) for v in np.sin(2.0 * np.pi * np.arange(self.fft_size // 2) / self.fft_size)],
+            "hann_window_rows": c_rows(self.hann_window),
+            "fft_cos_rows": c_rows(np.cos(2.0 * np.pi * np.arange(self.fft_size // 2) / self.fft_size)),
+            "fft_sin_rows": c_rows(np.sin(2.0 * np.pi * np.arange(self.fft_size // 2) / self.fft_size)),
             "mel_starts": [int(v) for v in starts],
             "mel_counts": [int(v) for v in counts],
-            "mel_weights": [c_float(v) for v in weights],
+            "mel_weights_rows": c_rows(weights),
             "mel_weight_count": int(weights.size),
         }
 
