@@ -144,11 +144,15 @@ class FloatKernel:
 class OptimizeResult:
     settings: OptimizeSettings
     model: Any  # the optimized tf_keras model (pruning/clustering stripped; a QAT model keeps its fake-quant)
-    float_accuracy: float | None  # the optimized float (or QAT) model on the validation data
     quantized: Any  # tinyml.quantize.QuantizeResult
     float_kernels: list[FloatKernel]
     kernels: list[KernelStats]  # the int8 kernels of the quantized model
     history: dict[str, list[float]] = field(default_factory=dict)  # per-technique training loss by epoch
+
+    @property
+    def float_accuracy(self) -> float | None:
+        """The optimized float (or QAT) model on the validation data, as the quantize stage measured it."""
+        return self.quantized.float_accuracy
 
     @property
     def tflite_bytes(self) -> bytes:
@@ -182,16 +186,15 @@ def load_keras_model(path: str | Path):
     path = Path(path)
     if not path.is_file():
         raise InputError(f"model file {path} does not exist", "check the path")
-    if path.suffix not in (".keras", ".h5"):
+    if path.suffix not in (".keras", ".h5", ".hdf5"):
         raise InputError(f"{path} is not a Keras model file", "give the .keras (or .h5) file the model was saved to")
-    errors = []
-    if path.suffix == ".keras":
-        import keras
+    import keras
 
-        try:
-            return keras.saving.load_model(path, compile=False)
-        except Exception as exc:  # noqa: BLE001 - a tf_keras-saved .keras file is tried next
-            errors.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    errors = []
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # noqa: BLE001 - a file saved by tf_keras is tried next
+        errors.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     tf_keras = tf_keras_module()
     try:
         return tf_keras.models.load_model(path, compile=False)
@@ -241,13 +244,6 @@ def _compile(model: Any, technique: str, settings: OptimizeSettings, from_logits
     else:
         loss = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
     model.compile(optimizer=tf_keras.optimizers.Adam(rate), loss=loss, metrics=["accuracy"])
-
-
-def keras_accuracy(model: Any, data: Dataset, batch_size: int = 256) -> float:
-    """Classification accuracy of a Keras model (Keras 3 or tf_keras) on labelled data."""
-    y = np.asarray(model.predict(data.x.astype(np.float32), batch_size=batch_size, verbose=0))
-    predicted = (y[:, 0] > (0.5 if np.all((y >= 0) & (y <= 1)) else 0.0)).astype(int) if y.shape[-1] == 1 else np.argmax(y, axis=-1)
-    return float(np.mean(predicted == data.y))
 
 
 def _epoch_callback(tf_keras, technique: str, history: dict[str, list[float]], progress: Progress | None, offset: int, total: int):
@@ -384,9 +380,8 @@ def optimize_model(
     if "qat" in techniques:
         working = _qat(working, pruned="prune" in techniques, clustered="cluster" in techniques, fit=fit)
 
-    float_accuracy = keras_accuracy(working, val) if val is not None else None
     kernels_float = float_kernels(working)
     quantized = quantize_model(working, x[:CALIBRATION_SAMPLES], eval_data=val, out=out, force=force)
     kernels = kernel_stats(quantized.tflite_bytes)
     log.info("%s: float sparsity %.1f%%, int8 sparsity %.1f%%", settings.name, 100 * (sum(k.zeros for k in kernels_float) / max(1, sum(k.elements for k in kernels_float))), 100 * overall_sparsity(kernels))
-    return OptimizeResult(settings, working, float_accuracy, quantized, kernels_float, kernels, history)
+    return OptimizeResult(settings, working, quantized, kernels_float, kernels, history)
