@@ -138,7 +138,8 @@ class VirtualBoard:
             label_count=len(labels or ()),
             labels=tuple(labels or ()),
         )
-        self.link_path = Path(link) if link is not None else default_link_path()
+        # Without a link path each board gets its own, so boards in tests and scripts never collide.
+        self.link_path = Path(link) if link is not None else default_link_path(f"{os.getpid()}-{id(self):x}")
         self.stats = BoardStats()
         self._random = random.Random(faults.seed)
         self._master: int | None = None

@@ -24,6 +24,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("convert", "write a .tflite model as model_data.h/.cc (C array, tensor facts, labels)"),
     ("render", "render a PlatformIO project of TFLM firmware for a board and a model"),
     ("boards", "list board profiles, show one, or prepare one for offline builds"),
+    ("virtual_board", "serve the firmware's protocol on a pseudo-terminal, running the model on TFLM (the demo target)"),
 )
 
 
