@@ -18,6 +18,11 @@ _API: dict[str, str] = {
     "load_dataset": "tinyml.data",
     "load_labels": "tinyml.data",
     "read_model": "tinyml.modelfile",
+    "optimize_model": "tinyml.optimize",
+    "OptimizeSettings": "tinyml.optimize",
+    "OptimizeResult": "tinyml.optimize",
+    "compare_variants": "tinyml.compare",
+    "CompareReport": "tinyml.compare",
     "quantize_model": "tinyml.quantize",
     "QuantizeResult": "tinyml.quantize",
     "inspect_model": "tinyml.inspect",
@@ -60,4 +65,6 @@ if TYPE_CHECKING:
     from tinyml.errors import TinyMLError
     from tinyml.inspect import FitReport, InspectReport, check_fits, inspect_model
     from tinyml.modelfile import read_model
+    from tinyml.compare import CompareReport, compare_variants
+    from tinyml.optimize import OptimizeResult, OptimizeSettings, optimize_model
     from tinyml.quantize import QuantizeResult, quantize_model

@@ -26,6 +26,7 @@ from tinyml.data import Dataset
 from tinyml.errors import InputError
 from tinyml.files import atomic_write_bytes, atomic_write_text, check_can_write
 from tinyml.optimize import CALIBRATION_SAMPLES, DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, OptimizeSettings, check_dataset, optimize_model
+from tinyml.tfkeras_rebuild import tf_keras_module
 from tinyml.weight_stats import gzip_size, kernel_stats, lut_compress, overall_sparsity
 
 log = logging.getLogger("tinyml.optimize")
@@ -209,6 +210,7 @@ def compare_variants(
     from tinyml.quantize import quantize_model
 
     variants = check_variants(variants)
+    tf_keras_module()  # missing TFMOT is said before any work
     for name in variants:
         if name not in ("float", "ptq"):
             _settings_for(name, sparsity, clusters, epochs, batch_size).check()

@@ -353,10 +353,10 @@ def optimize_model(
     from tinyml.quantize import quantize_model
 
     settings.check()
+    tf_keras = tf_keras_module()
     check_dataset(model, train, "training")
     if val is not None:
         check_dataset(model, val, "validation")
-    tf_keras = tf_keras_module()
     working = to_tf_keras(model)
     x = train.x.astype(np.float32)
     from_logits = not _outputs_are_probabilities(working, x)

@@ -15,7 +15,7 @@ import logging
 from functools import cache
 from typing import Any
 
-from tinyml.errors import InputError, ModelError
+from tinyml.errors import InputError, ModelError, ToolError
 
 log = logging.getLogger("tinyml.optimize")
 
@@ -32,12 +32,8 @@ def tf_keras_module():
         import tensorflow_model_optimization  # noqa: F401  # imported here so a missing TFMOT is found up front
         import tf_keras
     except ImportError as exc:
-        raise ModelError(f"tf-keras and tensorflow-model-optimization are needed for optimize ({exc})", INSTALL_HINT) from exc
+        raise ToolError(f"tf-keras and tensorflow-model-optimization are needed for optimize ({exc})", INSTALL_HINT) from exc
     return tf_keras
-
-
-def is_tf_keras_model(model: Any) -> bool:
-    return isinstance(model, tf_keras_module().Model)
 
 
 def to_tf_keras(model: Any):

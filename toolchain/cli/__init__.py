@@ -19,6 +19,8 @@ from tinyml.errors import TinyMLError
 
 # (module in tinyml.cli, one-line summary shown by `tinyml --help`), in pipeline order.
 COMMANDS: tuple[tuple[str, str], ...] = (
+    ("optimize", "prune, cluster and/or quantization-aware train a Keras model with TFMOT, then quantize it to int8"),
+    ("compare", "build and measure optimization variants: accuracy, plain/gzip/TFLM-LUT bytes, sparsity, arena, latency"),
     ("quantize", "convert a trained Keras model to a verified full-integer int8 .tflite"),
     ("inspect", "show a .tflite model's ops, TFLM support, exact tensor arena and fit on a board"),
     ("convert", "write a .tflite model as model_data.h/.cc (C array, tensor facts, labels)"),
