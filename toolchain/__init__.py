@@ -36,6 +36,9 @@ _API: dict[str, str] = {
     "convert_model": "tinyml.convert",
     "RenderResult": "tinyml.render",
     "render_project": "tinyml.render",
+    "FlashResult": "tinyml.flash",
+    "flash_project": "tinyml.flash",
+    "prepare_board": "tinyml.flash",
 }
 
 
@@ -60,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 if TYPE_CHECKING:
     from tinyml.boards import BoardProfile, get_board, list_boards
     from tinyml.convert import ConvertResult, convert_model
+    from tinyml.flash import FlashResult, flash_project, prepare_board
     from tinyml.render import RenderResult, render_project
     from tinyml.data import Dataset, load_dataset, load_labels
     from tinyml.errors import TinyMLError

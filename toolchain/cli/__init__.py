@@ -25,6 +25,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("inspect", "show a .tflite model's ops, TFLM support, exact tensor arena and fit on a board"),
     ("convert", "write a .tflite model as model_data.h/.cc (C array, tensor facts, labels)"),
     ("render", "render a PlatformIO project of TFLM firmware for a board and a model"),
+    ("flash", "build a rendered project and upload it to the board (PlatformIO)"),
     ("boards", "list board profiles, show one, or prepare one for offline builds"),
     ("virtual_board", "serve the firmware's protocol on a pseudo-terminal, running the model on TFLM (the demo target)"),
 )
