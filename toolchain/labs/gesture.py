@@ -22,7 +22,7 @@ import argparse
 import importlib.util
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ import numpy as np
 from tinyml.data import Dataset
 from tinyml.errors import InputError
 from tinyml.features.imu import ImuWindowSpec
+from tinyml.labs.pipeline import LabResult, accuracies, calibration_subset, deploy_lab_model, prepare_out_dir
 from tinyml.labs.training import Progress, fit_classifier, float_accuracy, keras, seed_everything
 
 log = logging.getLogger("tinyml.labs.gesture")
@@ -142,3 +143,67 @@ def train_gesture_model(data: GestureData, *, epochs: int = DEFAULT_EPOCHS, seed
     fit_classifier(model, data.train, epochs=epochs, progress=progress)
     log.info("float accuracy on held-out subjects %s: %.3f", data.test_subjects, float_accuracy(model, data.test))
     return model
+
+
+def run_gesture_lab(
+    out: str | Path,
+    *,
+    epochs: int = DEFAULT_EPOCHS,
+    seed: int = DEFAULT_SEED,
+    spec: ImuWindowSpec | None = None,
+    board: str = DEFAULT_BOARD,
+    port: str = "virtual",
+    calibration_samples: int = 300,
+    validate_limit: int | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    on_stage: Callable[[str, str], None] | None = None,
+) -> LabResult:
+    """The whole lab: data, windows, training, then `tinyml.deploy` with the gesture firmware app."""
+    out_dir = Path(out)
+    prepare_out_dir(out_dir, "gesture", force)
+    _stage(on_stage, "data", "start")
+    data = load_gesture_data(spec)
+    log.info("%d training windows (subjects %s), %d test windows (subjects %s)", len(data.train), data.train_subjects, len(data.test), data.test_subjects)
+    _stage(on_stage, "data", "done")
+    _stage(on_stage, "train", "start")
+    model = train_gesture_model(data, epochs=epochs, seed=seed, progress=progress)
+    _stage(on_stage, "train", "done")
+    result = deploy_lab_model(
+        out_dir,
+        model,
+        calibration=calibration_subset(data.train, calibration_samples, seed),
+        test=data.test,
+        labels=data.labels,
+        board=board,
+        port=port,
+        app="gesture",
+        app_context={"imu": data.spec.template_context()},
+        validate_limit=validate_limit,
+        progress=progress,
+        on_stage=on_stage,
+    )
+    float_acc, int8_acc = accuracies(result)
+    return LabResult("gesture", out_dir, float_acc, int8_acc, result)
+
+
+def _stage(listener: Callable[[str, str], None] | None, stage: str, status: str) -> None:
+    if listener is not None:
+        listener(stage, status)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from tinyml.labs.console import lab_argument_parser, run_lab_command
+
+    parser = lab_argument_parser("tinyml.labs.gesture", "Gesture lab: shoulder exercises from a 6-axis IMU, end to end.", default_out="runs/gesture", default_epochs=DEFAULT_EPOCHS, default_board=DEFAULT_BOARD)
+    args = parser.parse_args(argv)
+    return run_lab_command(
+        args,
+        lambda progress, on_stage: run_gesture_lab(
+            args.out, epochs=args.epochs, board=args.board, port=args.port, validate_limit=args.limit, force=args.force, progress=progress, on_stage=on_stage
+        ),
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
