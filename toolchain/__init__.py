@@ -39,6 +39,8 @@ _API: dict[str, str] = {
     "FlashResult": "tinyml.flash",
     "flash_project": "tinyml.flash",
     "prepare_board": "tinyml.flash",
+    "deploy": "tinyml.deploy",
+    "DeployResult": "tinyml.deploy",
 }
 
 
@@ -72,3 +74,4 @@ if TYPE_CHECKING:
     from tinyml.compare import CompareReport, compare_variants
     from tinyml.optimize import OptimizeResult, OptimizeSettings, optimize_model
     from tinyml.quantize import QuantizeResult, quantize_model
+    from tinyml.deploy import DeployResult, deploy
