@@ -1,0 +1,222 @@
+"""The firmware's protocol C++ (firmware_templates/common) against the Python host code.
+
+The C++ server is compiled with g++ around a test model (tests/firmware_host/host_main.cpp),
+put behind a pty like a board's USB serial port, and driven by the same `tinyml.link` code
+that validates real boards. The error replies are checked against the C++ server and the
+Python emulation of it (tinyml.emulated_device) with one table, so the two cannot drift.
+The same sources are cross-compiled for a Cortex-M4 with -Werror.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import time
+import tty
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ccompile import ARM_CORTEX_M4, compile_objects, compile_program
+
+from tinyml import protocol
+from tinyml.emulated_device import EmulatedDevice
+from tinyml.link import DeviceLink
+from tinyml.protocol import DeviceInfo, Frame, MessageType, Status, TensorSpec
+from tinyml.resources import templates_dir
+
+COMMON = templates_dir() / "common"
+HOST_MAIN = Path(__file__).parent / "firmware_host" / "host_main.cpp"
+INPUT_BYTES, OUTPUT_BYTES = 300, 260  # as in host_main.cpp
+
+
+def expected_output(x: bytes) -> bytes:
+    """host_main.cpp's test model: output[j] = input[j % 300] + j (mod 256)."""
+    data = np.frombuffer(x, dtype=np.uint8).astype(np.int64)
+    j = np.arange(OUTPUT_BYTES)
+    return ((data[j % INPUT_BYTES] + j) % 256).astype(np.uint8).tobytes()
+
+
+@pytest.fixture(scope="module")
+def header_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("protocol_header")
+    (directory / "tinyml_protocol.h").write_text(protocol.render_c_header())
+    return directory
+
+
+@pytest.fixture(scope="module")
+def host_program(header_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    sources = [HOST_MAIN, COMMON / "protocol_server.cpp", COMMON / "framing.cpp"]
+    return compile_program(sources, [COMMON, header_dir], std="gnu++14", out_dir=tmp_path_factory.mktemp("host_fw"))
+
+
+class HostFirmware:
+    """The compiled server with its stdin/stdout on a pty master; `port` is the slave's path."""
+
+    def __init__(self, program: Path, rx_buffer: int) -> None:
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        os.set_blocking(self.master, False)
+        self.port = os.ttyname(self.slave)
+        self.process = subprocess.Popen([str(program), str(rx_buffer)], stdin=self.master, stdout=self.master)
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=5)
+        os.close(self.master)
+        os.close(self.slave)
+
+
+@pytest.fixture(params=[64, 256], ids=["rx64", "rx256"])
+def firmware(request: pytest.FixtureRequest, host_program: Path):
+    board = HostFirmware(host_program, request.param)
+    yield board
+    board.close()
+
+
+def test_protocol_sources_cross_compile_for_cortex_m4(header_dir: Path, tmp_path: Path) -> None:
+    sources = [COMMON / "protocol_server.cpp", COMMON / "framing.cpp"]
+    objects = compile_objects(sources, [COMMON, header_dir], std="gnu++14", flags=(*ARM_CORTEX_M4, "-fno-exceptions", "-fno-rtti"), out_dir=tmp_path)
+    assert all(obj.stat().st_size > 0 for obj in objects)
+
+
+@pytest.mark.timeout(60)
+def test_python_host_drives_the_cpp_server(firmware: HostFirmware) -> None:
+    rng = np.random.default_rng(3)
+    with DeviceLink(firmware.port, reply_timeout=0.5) as link:
+        info = link.info()
+        assert info.model_hash == "0123456789abcdef"
+        assert info.board_id == "host" and info.firmware_version == "host-test"
+        assert info.arena_used_bytes == 1234
+        assert info.labels == ("zero", "one", "two")
+        assert info.input == TensorSpec("int8", (1, INPUT_BYTES), 0.5, -3)
+        assert info.output == TensorSpec("int8", (1, OUTPUT_BYTES), 0.25, 7)
+        for _ in range(5):
+            x = rng.integers(0, 256, INPUT_BYTES, dtype=np.uint8).tobytes()
+            output, latency_us = link.infer(x)
+            assert output == expected_output(x)
+            assert latency_us >= 0
+        chunk = protocol.input_chunk_bytes(info.rx_buffer_bytes)
+        assert link.stats.retries == 0
+        # every INPUT frame fit the device's receive buffer
+        assert chunk + protocol.INPUT_CHUNK_HEADER_BYTES + protocol.WIRE_OVERHEAD_BYTES <= info.rx_buffer_bytes
+
+
+def _read_text(port, until: bytes, timeout: float = 3.0) -> str:
+    deadline = time.monotonic() + timeout
+    seen = bytearray()
+    while until not in seen and time.monotonic() < deadline:
+        seen += port.read(max(1, port.in_waiting))
+    return seen.decode("utf-8", "replace")
+
+
+@pytest.mark.timeout(60)
+def test_cpp_server_human_mode_and_handshake_back(host_program: Path) -> None:
+    firmware = HostFirmware(host_program, 64)
+    try:
+        link = DeviceLink(firmware.port)
+        link.handshake()
+        link.leave_binary()  # HUMAN: the device talks to people again
+        port = link.serial
+        port.reset_input_buffer()
+        assert "app: tick" in _read_text(port, b"app: tick")
+        port.write(b"help\n")
+        assert "commands: help" in _read_text(port, b"commands:")
+        port.write(b"info\r\n")
+        text = _read_text(port, b"labels:")
+        assert "model 0123456789abcdef, arena 1234 bytes used" in text
+        assert "input  int8 [1, 300] scale 0.500000 zero point -3" in text
+        assert "labels: zero, one, two" in text
+        port.write(b"run\n")
+        text = _read_text(port, b"prediction:")
+        assert "prediction: " in text and " us)" in text
+        port.write(b"bogus\n")
+        assert "unknown command 'bogus': type help" in _read_text(port, b"type help\r\n")
+        # a frame other than HELLO in human mode says the host must shake hands first
+        assert _exchange_serial(port, Frame(MessageType.INFO, 9)).payload[0] == Status.NEED_HANDSHAKE
+        link.close()
+    finally:
+        firmware.close()
+
+
+def _exchange_serial(port, frame: Frame, timeout: float = 2.0) -> Frame:
+    port.write(protocol.encode_frame(frame))
+    decoder = protocol.FrameDecoder()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for reply in decoder.feed(port.read(max(1, port.in_waiting))):
+            if reply.seq == frame.seq:
+                return reply
+    raise AssertionError(f"no reply to {frame}")
+
+
+def _hello(seq: int) -> Frame:
+    return Frame(MessageType.HELLO, seq, bytes([protocol.PROTOCOL_VERSION]))
+
+
+# (request, expected status or None for a normal reply) after a HELLO, in order; the same
+# table for the C++ and the Python server.
+ERROR_CASES = [
+    (Frame(0x42, 2), Status.UNKNOWN_TYPE),
+    (Frame(MessageType.INVOKE, 3), Status.INPUT_INCOMPLETE),
+    (Frame(MessageType.OUTPUT, 4, struct.pack("<I", 0)), Status.NO_RESULT),
+    (Frame(MessageType.INPUT, 5, struct.pack("<I", 10) + b"x"), Status.BAD_OFFSET),
+    (Frame(MessageType.INPUT, 6, struct.pack("<I", 0) + bytes(200)), None),
+    (Frame(MessageType.INPUT, 16, struct.pack("<I", 200) + bytes(INPUT_BYTES - 199)), Status.BAD_OFFSET),
+    (Frame(MessageType.INPUT, 7, b"\x00"), Status.BAD_LENGTH),
+    (Frame(MessageType.LABELS, 8, b""), Status.BAD_LENGTH),
+    (Frame(MessageType.INFO, 9, version=protocol.PROTOCOL_VERSION + 1), Status.BAD_VERSION),
+    (Frame(MessageType.HELLO, 10, bytes([protocol.PROTOCOL_VERSION + 1])), Status.BAD_VERSION),
+]
+
+
+def _python_server() -> tuple[EmulatedDevice, list[bytes]]:
+    spec_in = TensorSpec("int8", (1, INPUT_BYTES), 0.5, -3)
+    spec_out = TensorSpec("int8", (1, OUTPUT_BYTES), 0.25, 7)
+    info = DeviceInfo(1, "host-test", "host", "0123456789abcdef", 1234, 256, spec_in, spec_out, 3, ("zero", "one", "two"))
+    written: list[bytes] = []
+    return EmulatedDevice(info, expected_output, written.append), written
+
+
+def _exchange_python(device: EmulatedDevice, written: list[bytes], frame: Frame) -> Frame:
+    written.clear()
+    device.receive(protocol.encode_frame(frame))
+    frames = protocol.FrameDecoder().feed(b"".join(written))
+    assert frames, f"no reply to {frame}"
+    return frames[-1]
+
+
+@pytest.mark.timeout(60)
+def test_error_replies_match_between_cpp_and_python(host_program: Path) -> None:
+    firmware = HostFirmware(host_program, 256)
+    device, written = _python_server()
+    try:
+        from tinyml.link import open_port
+
+        port = open_port(firmware.port)
+        try:
+            assert _exchange_serial(port, _hello(1)).type == MessageType.HELLO | protocol.RESPONSE_BIT
+            assert _exchange_python(device, written, _hello(1)).type == MessageType.HELLO | protocol.RESPONSE_BIT
+            for request, status in ERROR_CASES:
+                cpp = _exchange_serial(port, request)
+                python = _exchange_python(device, written, request)
+                assert cpp == python, f"{request}: C++ {cpp} != Python {python}"
+                if status is None:
+                    assert cpp.type == request.type | protocol.RESPONSE_BIT, request
+                    continue
+                assert cpp.type == MessageType.ERROR and cpp.payload[0] == status, request
+                assert protocol.unpack_error(cpp.payload).text == protocol.STATUS_TEXT[status]
+            # a retried INVOKE (same seq) is answered from the kept result, not run again
+            x = bytes(range(256)) + bytes(INPUT_BYTES - 256)
+            for seq, offset in ((20, 0), (21, 200)):
+                chunk = Frame(MessageType.INPUT, seq, struct.pack("<I", offset) + x[offset : offset + 200])
+                assert _exchange_serial(port, chunk) == _exchange_python(device, written, chunk)
+            first = _exchange_serial(port, Frame(MessageType.INVOKE, 22))
+            again = _exchange_serial(port, Frame(MessageType.INVOKE, 22))
+            assert first.payload[8:] == again.payload[8:] == expected_output(x)[: len(first.payload) - 8]
+            assert _exchange_serial(port, Frame(MessageType.INVOKE, 23)).payload[0] == Status.INPUT_INCOMPLETE
+        finally:
+            port.close()
+    finally:
+        firmware.close()
