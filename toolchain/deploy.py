@@ -219,10 +219,12 @@ def _stage_inspect(run: _Run) -> dict[str, Any]:
 def _model_app_context(run: _Run) -> dict[str, Any]:
     """What every lab app may need about the model: input quantization and C label literals."""
     from tinyml.features.imu import c_float
+    from tinyml.labs.apps import default_app_context
     from tinyml.modelfile import read_model
 
     tensor = read_model(run.model_path).inputs[0]
     return {
+        **default_app_context(run.app),
         "input": {"scale": c_float(tensor.scale), "zero_point": tensor.zero_point},
         "labels": list(run.labels or []),
         "c_labels": [c_string(label) for label in run.labels or []],

@@ -20,7 +20,7 @@ import numpy as np
 
 from tinyml.data import Dataset
 from tinyml.features.logmel import LogMelSpec
-from tinyml.labs.speech import LABELS, SpeechClips, SpeechSettings, load_or_synthesise
+from tinyml.labs.speech import LABELS, SILENCE, SpeechClips, SpeechSettings, load_or_synthesise
 from tinyml.labs.training import Progress, fit_classifier, float_accuracy, keras, seed_everything
 
 log = logging.getLogger("tinyml.labs.keyword_spotting")
@@ -41,6 +41,9 @@ class RecognizerSettings:
 
     def to_dict(self) -> dict[str, int]:
         return dict(vars(self))
+
+    def template_context(self) -> dict[str, int]:
+        return {**self.to_dict(), "silence_label": LABELS.index(SILENCE)}
 
 
 @dataclass(frozen=True)
