@@ -196,6 +196,11 @@ class _Reader:
             raise self.fail(f"{prefix}{key}", "must be a list of strings")
         return tuple(value)
 
+    def only(self, table: dict, known: set[str], prefix: str = "") -> None:
+        for key in table:
+            if key not in known:
+                raise self.fail(f"{prefix}{key}", "is not a known field (a typo?)")
+
     def table(self, data: dict, key: str) -> dict:
         return self.get(data, key, dict)
 
@@ -222,9 +227,7 @@ class _Reader:
             "runtime_ram_bytes", "cpp_standard", "serial_baud", "rx_buffer_bytes", "usb_ids", "platformio",
             "tflm_library", "tflm_header", "sensors", "quirks", "verified_on_hardware",
         }
-        for key in data:
-            if key not in known:
-                raise self.fail(key, "is not a known field (a typo?)")
+        self.only(data, known)
         return BoardProfile(
             id=board_id,
             name=self.text(data, "name"),
@@ -261,6 +264,7 @@ class _Reader:
         return value
 
     def usb_ids(self, table: dict) -> UsbIds:
+        self.only(table, {"sketch", "bootloader"}, "usb_ids.")
         ids = {}
         for mode in ("sketch", "bootloader"):
             values = self.string_list(table, mode, "usb_ids.")
@@ -274,6 +278,7 @@ class _Reader:
 
     def platformio(self, table: dict) -> PlatformIOProfile:
         prefix = "platformio."
+        self.only(table, {"platform", "board", "framework", "upload_protocol", "use_1200bps_touch", "wait_for_upload_port"}, prefix)
         return PlatformIOProfile(
             platform=self.pinned(table, "platform", prefix),
             board=self.text(table, "board", prefix),
@@ -291,6 +296,7 @@ class _Reader:
                 raise self.fail(f"sensors.{kind}", "must be a table")
             if not _ID_RE.match(kind):
                 raise self.fail(f"sensors.{kind}", "must be named with lower-case letters, digits and underscores")
+            self.only(entry, {"part", "header", "units", "library", "sample_rate_hz"}, prefix)
             units = self.get(entry, "units", dict, prefix)
             if not units or not all(isinstance(v, str) for v in units.values()):
                 raise self.fail(f"{prefix}units", "must map each quantity to its unit as a string")

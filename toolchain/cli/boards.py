@@ -29,7 +29,11 @@ def _list(args: argparse.Namespace) -> int:
     from tinyml.boards import list_boards
     from tinyml.cli.console import stdout_console
 
-    table = Table("id", "name", "MCU", "flash / RAM (KiB)", "sensors", "on hardware", box=None)
+    table = Table(box=None)
+    # The id is what people type: never shortened.
+    table.add_column("id", no_wrap=True, min_width=max(len(b.id) for b in list_boards()))
+    for column in ("name", "MCU", "flash / RAM (KiB)", "sensors", "on hardware"):
+        table.add_column(column, overflow="fold")
     for board in list_boards():
         table.add_row(
             board.id,

@@ -1,0 +1,204 @@
+"""tinyml render: PlatformIO projects for every board, checked by real pio and real compilers."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from ccompile import ARM_CORTEX_M0PLUS, ARM_CORTEX_M4, HOST_GXX, compile_and_run, compile_objects
+from conftest import require_tool
+
+from tinyml.boards import get_board, list_boards
+from tinyml.errors import InputError, ModelError, ToolError
+from tinyml.platformio import find_pio
+from tinyml.render import MANIFEST_NAME, render_project
+from tinyml.tools import run
+
+TINYML = str(Path(sys.executable).parent / "tinyml")
+LABELS = ["up", 'say "hi"', "??/ */", "ünï"]
+BOARD_IDS = [board.id for board in list_boards()]
+MODEL_KINDS = ["dense", "conv2d", "conv1d", "depthwise"]
+# Files that need Arduino or TFLM, built only by PlatformIO; every other source is plain C++.
+ARDUINO_OR_TFLM = {"main.cpp", "serial_transport.h", "tflm_model_runner.h"}
+
+# The op sets of the test models (tests/modelzoo.py), as the TFLite converter emits them.
+EXPECTED_RESOLVER = {
+    "dense": ["AddFullyConnected", "AddSoftmax"],
+    "conv2d": ["AddConv2D", "AddFullyConnected", "AddMaxPool2D", "AddPack", "AddReshape", "AddShape", "AddSoftmax", "AddStridedSlice"],
+    "conv1d": ["AddConv2D", "AddExpandDims", "AddFullyConnected", "AddMean", "AddReshape", "AddSoftmax"],
+    "depthwise": [
+        "AddAveragePool2D", "AddConv2D", "AddDepthwiseConv2D", "AddFullyConnected", "AddPack", "AddReshape", "AddShape", "AddSoftmax",
+        "AddStridedSlice",
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def projects(int8_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
+    """Every board profile rendered with every test model."""
+    root = tmp_path_factory.mktemp("projects")
+    rendered = {}
+    for board_id in BOARD_IDS:
+        for kind in MODEL_KINDS:
+            out = root / f"{board_id}-{kind}"
+            render_project(board_id, int8_models[kind], out, labels=LABELS)
+            rendered[(board_id, kind)] = out
+    return rendered
+
+
+def require_pio() -> str:
+    """The pio tinyml itself would run; skips without it (fails in CI, like require_tool)."""
+    try:
+        return find_pio()
+    except ToolError:
+        return require_tool("pio")
+
+
+def _plain_sources(src: Path) -> list[Path]:
+    return sorted(p for p in src.iterdir() if p.suffix in (".cpp", ".cc") and p.name not in ARDUINO_OR_TFLM)
+
+
+@pytest.mark.parametrize("board_id", BOARD_IDS)
+def test_pio_accepts_every_rendered_platformio_ini(projects: dict[tuple[str, str], Path], board_id: str) -> None:
+    pio = require_pio()
+    board = get_board(board_id)
+    for kind in ("dense", "conv2d"):
+        project = projects[(board_id, kind)]
+        result = run([pio, "project", "config", "-d", str(project), "--json-output"])
+        assert result.returncode == 0, result.stdout
+        config = dict(json.loads(result.stdout[result.stdout.index("[") :]))
+        env = dict(config[f"env:{board.env_name}"])
+        assert env["platform"] == board.platformio.platform
+        assert env["board"] == board.platformio.board
+        assert env["framework"] == [board.platformio.framework]
+        assert env["upload_protocol"] == board.platformio.upload_protocol
+        assert env["lib_deps"] == [board.tflm_library]
+
+
+@pytest.mark.parametrize("board_id", BOARD_IDS)
+def test_plain_cpp_compiles_strictly_for_host_and_arm(projects: dict[tuple[str, str], Path], board_id: str, tmp_path: Path) -> None:
+    board = get_board(board_id)
+    src = projects[(board_id, "conv2d")] / "src"
+    sources = _plain_sources(src)
+    assert {p.name for p in sources} >= {"model_data.cc", "protocol_server.cpp", "app.cpp"}
+    compile_objects(sources, [src], std=board.cpp_standard, compiler=HOST_GXX, flags=(), out_dir=tmp_path)
+    arm_flags = ARM_CORTEX_M0PLUS if "M0" in board.core else ARM_CORTEX_M4
+    compile_objects(sources, [src], std=board.cpp_standard, flags=arm_flags, out_dir=tmp_path)
+
+
+def test_rendered_model_data_reads_back_identical(projects: dict[tuple[str, str], Path], int8_models: dict[str, Path], tmp_path: Path) -> None:
+    src = projects[("nano33ble_sense", "depthwise")] / "src"
+    reader = tmp_path / "reader.cc"
+    reader.write_text(
+        '#include <stdio.h>\n#include "model_data.h"\n'
+        "int main(int, char** argv) {\n"
+        '  FILE* f = fopen(argv[1], "wb");\n'
+        "  fwrite(model::kData, 1, model::kDataLen, f);\n  fclose(f);\n"
+        '  for (unsigned i = 0; i < model::kLabelCount; ++i) printf("%s\\n", model::kLabels[i]);\n'
+        "  return 0;\n}\n"
+    )
+    out = compile_and_run([reader, src / "model_data.cc"], [src], args=[str(tmp_path / "model.bin")], out_dir=tmp_path)
+    assert (tmp_path / "model.bin").read_bytes() == int8_models["depthwise"].read_bytes()
+    assert out.splitlines() == LABELS
+
+
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_op_resolver_holds_exactly_the_models_ops(projects: dict[tuple[str, str], Path], kind: str) -> None:
+    runner = (projects[("nano33ble_sense", kind)] / "src" / "tflm_model_runner.h").read_text()
+    registered = re.findall(r"resolver_\.(Add\w+)\(\)", runner)
+    assert registered == EXPECTED_RESOLVER[kind]
+    assert f"constexpr unsigned int kOpCount = {len(EXPECTED_RESOLVER[kind])};" in runner
+    assert "tflite::MicroMutableOpResolver<kOpCount> resolver_;" in runner
+    assert "AllOpsResolver" not in runner and "ErrorReporter" not in runner
+
+
+def test_main_fills_device_info_from_model_and_board(projects: dict[tuple[str, str], Path]) -> None:
+    main = (projects[("nano_rp2040_connect", "conv1d")] / "src" / "main.cpp").read_text()
+    assert '"nano_rp2040_connect",' in main
+    assert "{tinyml::kDtypeInt8, static_cast<uint8_t>(::model::kInputDims), {1, 32, 3, 0, 0, 0}," in main
+    assert "256,  // the board's serial receive buffer" in main
+    assert "server.poll();" in main and "app_loop(server, runner);" in main
+    assert main.index("#include <TensorFlowLite.h>") < main.index('#include "tflm_model_runner.h"')
+
+
+def test_rerender_regenerates_only_what_the_tool_owns(int8_models: dict[str, Path], tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    first = render_project("nano33ble", int8_models["dense"], project)
+    assert "src/main.cpp" in first.written and (project / MANIFEST_NAME).is_file()
+    assert render_project("nano33ble", int8_models["dense"], project).written == ()
+
+    (project / "src" / "my_sensor.cpp").write_text("// mine\n")
+    (project / "user_flags.ini").write_text("[env:nano33ble]\n")
+    second = render_project("nano33ble", int8_models["conv2d"], project)
+    assert set(second.written) == {"src/model_data.cc", "src/model_data.h", "src/tflm_model_runner.h", "src/main.cpp"}
+    assert (project / "src" / "my_sensor.cpp").read_text() == "// mine\n"
+    assert (project / "user_flags.ini").is_file()
+
+    main = project / "src" / "main.cpp"
+    main.write_text(main.read_text() + "// my change\n")
+    model_data = (project / "src" / "model_data.cc").read_bytes()
+    with pytest.raises(InputError, match="src/main.cpp"):
+        render_project("nano33ble", int8_models["dense"], project)
+    assert main.read_text().endswith("// my change\n")
+    assert (project / "src" / "model_data.cc").read_bytes() == model_data  # nothing half-done
+
+    forced = render_project("nano33ble", int8_models["dense"], project, force=True)
+    assert "src/main.cpp" in forced.written and not main.read_text().endswith("// my change\n")
+    assert (project / "src" / "my_sensor.cpp").is_file()
+
+
+def test_existing_user_file_is_not_overwritten(int8_models: dict[str, Path], tmp_path: Path) -> None:
+    (tmp_path / "platformio.ini").write_text("[env:mine]\n")
+    with pytest.raises(InputError, match="platformio.ini"):
+        render_project("nano33ble", int8_models["dense"], tmp_path)
+    assert (tmp_path / "platformio.ini").read_text() == "[env:mine]\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["platformio.ini"]
+
+
+def test_model_too_big_for_board_is_refused_before_writing(int8_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    boards = tmp_path / "boards"
+    boards.mkdir()
+    profile = (get_board("nano33ble").source or Path()).read_text()
+    # A board with 1 KB of RAM left beside the core: no arena fits.
+    profile = re.sub(r"(?m)^ram_bytes = .*$", "ram_bytes = 65_000", profile)
+    (boards / "tiny_board.toml").write_text(profile)
+    monkeypatch.setenv("TINYML_BOARDS_DIR", str(boards))
+    with pytest.raises(ModelError, match="RAM"):
+        render_project("tiny_board", int8_models["conv2d"], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_float_model_is_refused_before_writing(tmp_path: Path) -> None:
+    import keras
+    import tensorflow as tf
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    tflite = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    with pytest.raises(ModelError, match="int8"):
+        render_project("nano33ble", tflite, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_app_needing_a_sensor_the_board_lacks_is_refused(int8_models: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="needs the sensor.*imu.*nano33ble does not have.*nano33ble_sense"):
+        render_project("nano33ble", int8_models["dense"], tmp_path / "out", app="gesture")
+    with pytest.raises(InputError, match="unknown firmware app 'nope'.*validation"):
+        render_project("nano33ble", int8_models["dense"], tmp_path / "out", app="nope")
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_render(int8_models: dict[str, Path], tmp_path: Path) -> None:
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\nc\nd\n")
+    out = tmp_path / "project"
+    ok = run([TINYML, "render", "--board", "nano33ble_sense_rev2", "--model", str(int8_models["dense"]), "--labels", str(labels), "--out", str(out)])
+    assert ok.returncode == 0, ok.stdout
+    assert "tinyml flash" in ok.stdout and (out / "src" / "main.cpp").is_file()
+    bad = run([TINYML, "render", "--board", "nano99", "--model", str(int8_models["dense"]), "--out", str(tmp_path / "x")])
+    assert bad.returncode == 2 and "unknown board 'nano99'" in bad.stdout
+    assert len(bad.stdout.strip().splitlines()) == 1
+    shutil.rmtree(out)
