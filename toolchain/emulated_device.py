@@ -70,6 +70,8 @@ class EmulatedDevice:
         """Fall back to human mode when the host has been silent for too long (as poll() does)."""
         if self.binary and self._clock_us() - self._last_frame_us > protocol.BINARY_IDLE_TIMEOUT_MS * 1000:
             self.binary = False
+            self._in_frame = False
+            self._rx.clear()
             self.print_line("tinyml: back in human mode")
 
     # ---- bytes in -----------------------------------------------------------------------------
@@ -83,7 +85,7 @@ class EmulatedDevice:
             if self._in_frame and (self._rx or self._overflow):
                 if not self._overflow:
                     self._on_frame(bytes(self._rx))
-                self._in_frame = False
+                self._in_frame = self.binary  # as protocol_server.cpp: text again only in human mode
             else:
                 self._in_frame = True
             self._rx.clear()

@@ -23,8 +23,10 @@ Framing (both directions)
     only ever delimits frames: after garbage, a truncated frame or a bad CRC the receiver
     drops what it has and starts again at the next 0x00. A decoded frame is at most
     `MAX_FRAME_BYTES`, its COBS form at most `MAX_ENCODED_BYTES`, which bounds the firmware's
-    fixed receive buffer; there is no heap use on the device. A delimiter ends a frame only
-    when bytes came before it, so back-to-back frames (0x00 A 0x00 0x00 B 0x00) both arrive.
+    fixed receive buffer; there is no heap use on the device. Every 0x00 ends the frame
+    before it (if any bytes came) and opens the next, so a frame is found whatever garbage
+    came before it. Only in human mode does the firmware go back to reading typed text after
+    a frame (it expects nothing but HELLO there).
 
 Requests and replies
     The reply to request type T has type T | 0x80 and echoes the request's sequence number, so
@@ -286,11 +288,11 @@ class FrameDecoder:
         frames: list[Frame] = []
         for byte in data:
             if byte == DELIMITER:
+                # Every 0x00 ends the frame before it and opens the next, so whatever
+                # garbage came first, the byte after a delimiter starts a fresh frame.
                 if self._in_frame and (self._buffer or self._overflow):
                     self._finish(frames)
-                    self._in_frame = False  # the next 0x00 opens the next frame
-                else:
-                    self._in_frame = True
+                self._in_frame = True
                 self._buffer.clear()
                 self._overflow = False
             elif not self._in_frame:

@@ -116,6 +116,8 @@ void ProtocolServer::poll() {
   }
   if (binary_ && transport_.micros() - last_frame_us_ > kBinaryIdleTimeoutMs * 1000UL) {
     binary_ = false;  // the host went away: speak to a person again
+    in_frame_ = false;
+    rx_len_ = 0;
     print_line("tinyml: back in human mode");
   }
   // Bounded, so that a host streaming bytes cannot starve the app's loop().
@@ -146,7 +148,9 @@ void ProtocolServer::on_byte(uint8_t byte) {
       if (!overflow_) {
         on_frame();
       }
-      in_frame_ = false;  // the next delimiter opens the next frame
+      // Binary mode: every delimiter also opens the next frame, so garbage cannot shift the
+      // framing. Human mode: back to typed text (the next frame brings its own delimiter).
+      in_frame_ = binary_;
     } else {
       in_frame_ = true;
     }
