@@ -191,8 +191,6 @@ class _Run:
 def _stage_quantize(run: _Run) -> dict[str, Any]:
     from tinyml.quantize import quantize_model
 
-    if run.calibration is None:
-        raise InputError("quantizing needs calibration data", "pass --calibration DATA.npz (a few hundred typical inputs), or give an int8 .tflite and --skip quantize")
     result = quantize_model(run.model, run.calibration, eval_data=run.eval_data, out=run.model_path, force=True)
     return result.to_dict()
 
@@ -253,9 +251,6 @@ def _stage_validate(run: _Run) -> dict[str, Any]:
     from tinyml.validate import validate_device
 
     data = run.eval_data if run.eval_data is not None else run.calibration
-    if data is None:
-        raise InputError("validation needs data", "pass --eval DATA.npz (or --calibration), or --skip validate")
-
     def _validate(port: str) -> Any:
         return validate_device(
             port,
@@ -326,6 +321,8 @@ def deploy(
     if unknown:
         raise InputError(f"unknown stage(s) to skip: {', '.join(unknown)}", f"choose from {', '.join(STAGES)}")
     board_profile = get_board(board)
+    if isinstance(model, (str, Path)) and not Path(model).exists():
+        raise InputError(f"model {model} does not exist", "give a Keras model file (.keras, .h5), a SavedModel folder or an int8 .tflite")
     skip = set(skip)
     out_dir = Path(out)
     if _is_tflite(model):
@@ -339,6 +336,11 @@ def deploy(
         labels = load_labels(labels)
     calibration_data = _as_dataset(calibration)
     evaluation = _as_dataset(eval_data)
+    # Missing inputs are found before any stage runs, not after minutes of work.
+    if "quantize" not in skip and calibration_data is None:
+        raise InputError("quantizing needs calibration data", "pass --calibration DATA.npz (a few hundred typical inputs), or give an int8 .tflite")
+    if "validate" not in skip and evaluation is None and calibration_data is None:
+        raise InputError("validation needs data", "pass --eval DATA.npz (or --calibration), or --skip validate")
     settings = {"board": board, "port": port, "app": app, "app_context": dict(app_context or {}), "limit": validate_limit, "min_exact": min_exact, "min_agreement": min_agreement}
     state = _State(out_dir, _fingerprint(model, calibration_data, evaluation, labels, settings) if resume else "", force)
     if not resume:

@@ -1,0 +1,119 @@
+"""tinyml deploy: stages in order, skippable, resumable after a failure, one summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinyml.data import Dataset
+from tinyml.deploy import STATE_FILE, c_string, deploy
+from tinyml.errors import InputError, TinyMLError
+
+BOARD = "nano33ble_sense"
+
+
+def _events() -> tuple[list[tuple[str, str]], object]:
+    seen: list[tuple[str, str]] = []
+    return seen, lambda stage, status: seen.append((stage, status))
+
+
+def test_tflite_skips_quantize_and_renders(int8_models: dict[str, Path], tmp_path: Path) -> None:
+    seen, on_stage = _events()
+    result = deploy(int8_models["dense"], board=BOARD, out=tmp_path / "out", skip=["validate"], labels=["a", "b", "c", "d"], on_stage=on_stage)
+    assert [(s.name, s.status) for s in result.stages] == [
+        ("quantize", "skipped"),
+        ("inspect", "done"),
+        ("render", "done"),
+        ("flash", "done"),
+        ("validate", "skipped"),
+    ]
+    assert result.stage("inspect").facts["arena_bytes"] > 0
+    assert (tmp_path / "out" / "firmware" / "platformio.ini").is_file()
+    state = json.loads((tmp_path / "out" / STATE_FILE).read_text())
+    assert state["stages"]["render"]["status"] == "done"
+    assert ("render", "start") in seen and ("render", "done") in seen
+
+
+def test_failed_stage_is_recorded_and_the_next_run_resumes_after_the_done_ones(int8_models: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    data = Dataset(np.zeros((4, 16), np.float32), np.zeros(4, np.int64))
+    with pytest.raises(TinyMLError):
+        deploy(int8_models["dense"], board=BOARD, out=out, port=str(tmp_path / "no-such-port"), eval_data=data)
+    state = json.loads((out / STATE_FILE).read_text())
+    assert state["stages"]["render"]["status"] == "done"
+    assert state["stages"]["flash"]["status"] == "failed"
+    # The same inputs again: the finished stages are not redone.
+    seen, on_stage = _events()
+    with pytest.raises(TinyMLError):
+        deploy(int8_models["dense"], board=BOARD, out=out, port=str(tmp_path / "no-such-port"), eval_data=data, on_stage=on_stage)
+    assert ("inspect", "resumed") in seen and ("render", "resumed") in seen
+    assert ("flash", "start") in seen
+
+
+def test_changed_inputs_start_again(int8_models: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    deploy(int8_models["dense"], board=BOARD, out=out, skip=["validate"])
+    seen, on_stage = _events()
+    deploy(int8_models["dense"], board=BOARD, out=out, skip=["validate"], labels=["w", "x", "y", "z"], on_stage=on_stage)
+    assert ("inspect", "start") in seen, "new labels: every stage runs again"
+    seen.clear()
+    deploy(int8_models["dense"], board=BOARD, out=out, skip=["validate"], labels=["w", "x", "y", "z"], on_stage=on_stage)
+    assert ("render", "resumed") in seen
+
+
+def test_a_folder_of_someone_elses_files_is_not_touched(int8_models: dict[str, Path], tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="did not write"):
+        deploy(int8_models["dense"], board=BOARD, out=tmp_path, skip=["validate"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_bad_requests_are_input_errors(int8_models: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="unknown stage"):
+        deploy(int8_models["dense"], board=BOARD, out=tmp_path / "a", skip=["bake"])
+    with pytest.raises(InputError, match="does not exist"):
+        deploy(tmp_path / "model.keras", board=BOARD, out=tmp_path / "b")
+    (tmp_path / "model.keras").write_bytes(b"not read before the checks")
+    with pytest.raises(InputError, match="needs an int8 .tflite"):
+        deploy(tmp_path / "model.keras", board=BOARD, out=tmp_path / "b", skip=["quantize"])
+    with pytest.raises(InputError, match="calibration"):
+        deploy(tmp_path / "model.keras", board=BOARD, out=tmp_path / "c")
+
+
+def test_validation_without_data_says_what_to_pass(int8_models: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="--eval"):
+        deploy(int8_models["dense"], board=BOARD, out=tmp_path / "out")
+
+
+def test_virtual_board_validation_is_bit_exact(int8_models: dict[str, Path], tmp_path: Path) -> None:
+    pytest.importorskip("tinyml.validate")
+    x = np.random.default_rng(0).normal(size=(24, 16)).astype(np.float32)
+    result = deploy(int8_models["dense"], board=BOARD, out=tmp_path / "out", eval_data=Dataset(x, np.zeros(24, np.int64)), labels=["a", "b", "c", "d"])
+    assert result.stage("validate").status == "done"
+    assert result.validation is not None
+
+
+def test_cli_deploy_prints_one_summary(int8_models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tinyml import main
+
+    code = main(["deploy", str(int8_models["dense"]), "--board", BOARD, "--out", str(tmp_path / "out"), "--skip", "validate"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "tinyml deploy" in out and "inspect" in out and "skipped" in out
+
+
+def test_cli_deploy_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tinyml import main
+
+    code = main(["deploy", str(tmp_path / "missing.tflite"), "--board", BOARD, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("error:")
+
+
+def test_labels_become_safe_c_strings() -> None:
+    assert c_string('say "hi"\\') == '"say \\"hi\\"\\\\"'
+    assert c_string("é?") == '"\\303\\251\\077"'
