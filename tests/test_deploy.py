@@ -89,11 +89,12 @@ def test_validation_without_data_says_what_to_pass(int8_models: dict[str, Path],
 
 
 def test_virtual_board_validation_is_bit_exact(int8_models: dict[str, Path], tmp_path: Path) -> None:
-    pytest.importorskip("tinyml.validate")
     x = np.random.default_rng(0).normal(size=(24, 16)).astype(np.float32)
     result = deploy(int8_models["dense"], board=BOARD, out=tmp_path / "out", eval_data=Dataset(x, np.zeros(24, np.int64)), labels=["a", "b", "c", "d"])
     assert result.stage("validate").status == "done"
-    assert result.validation is not None
+    assert result.validation.passed
+    assert result.validation.device_vs_reference.exact_match == 1.0
+    assert result.stage("validate").facts["samples"] == 24
 
 
 def test_cli_deploy_prints_one_summary(int8_models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -185,6 +185,7 @@ class _Run:
     min_agreement: float | None
     progress: Progress | None
     model_path: Path
+    resume_validation: bool = False
     validation: Any = None
 
 
@@ -260,6 +261,9 @@ def _stage_validate(run: _Run) -> dict[str, Any]:
             report_dir=run.out_dir / REPORT_DIR,
             min_exact=run.min_exact,
             min_agreement=run.min_agreement,
+            # After a failed validation (a board unplugged midway) continue it; else start afresh.
+            resume=run.resume_validation,
+            force=not run.resume_validation,
             progress=run.progress,
         )
 
@@ -363,6 +367,8 @@ def deploy(
         progress=progress,
         model_path=model_path,
     )
+    previous_validation = state.stages.get("validate", {})
+    run.resume_validation = previous_validation.get("status") == "failed" and (out_dir / REPORT_DIR).is_dir()
     outcomes: list[StageOutcome] = []
     redo_rest = False  # once a stage runs again, the stages after it use its new outputs
     for name in STAGES:

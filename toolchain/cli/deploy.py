@@ -35,6 +35,7 @@ def register(subparsers: Any, summary: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from tinyml.cli.console import stderr_console, stdout_console
     from tinyml.deploy import deploy
+    from tinyml.validate import ThresholdFailed
 
     console = stderr_console()
     started = time.monotonic()
@@ -45,22 +46,26 @@ def run(args: argparse.Namespace) -> int:
         elif status == "failed":
             console.print(f"[bold red]{stage} failed[/bold red]: run the same command again to resume from here")
 
-    result = deploy(
-        args.model,
-        board=args.board,
-        out=args.out,
-        calibration=args.calibration,
-        eval_data=args.eval_data,
-        labels=args.labels,
-        port=args.port,
-        app=args.app,
-        skip=args.skip,
-        resume=not args.restart,
-        force=args.force,
-        validate_limit=args.limit,
-        min_exact=args.min_exact,
-        on_stage=on_stage,
-    )
+    try:
+        result = deploy(
+            args.model,
+            board=args.board,
+            out=args.out,
+            calibration=args.calibration,
+            eval_data=args.eval_data,
+            labels=args.labels,
+            port=args.port,
+            app=args.app,
+            skip=args.skip,
+            resume=not args.restart,
+            force=args.force,
+            validate_limit=args.limit,
+            min_exact=args.min_exact,
+            on_stage=on_stage,
+        )
+    except ThresholdFailed as failed:
+        print_validation_summary(failed.report, stdout_console())
+        raise
     print_deploy_summary(result, stdout_console(), seconds=time.monotonic() - started)
     return 0
 
@@ -94,11 +99,18 @@ def _stage_line(name: str, facts: dict[str, Any]) -> str:
 
 
 def _validation_headline(facts: dict[str, Any]) -> dict[str, str]:
-    shown = {}
-    for key in ("samples", "exact_match", "top1_agreement", "device_accuracy", "host_accuracy", "latency_ms_median", "passed"):
-        if key in facts:
-            value = facts[key]
-            shown[key.replace("_", " ")] = _fmt_fraction(value) if isinstance(value, float) and key != "latency_ms_median" else str(value)
+    """Samples, bit-exact match against the host reference, device accuracy, latency, verdict."""
+    shown = {"samples": str(facts.get("samples", "?"))}
+    exact = facts.get("device_vs_reference", {}).get("exact_match")
+    if exact is not None:
+        shown["exact match"] = _fmt_fraction(exact)
+    accuracy = facts.get("accuracy", {}).get("device")
+    if accuracy is not None:
+        shown["device accuracy"] = _fmt_fraction(accuracy)
+    latency = facts.get("latency_us", {}).get("p50")
+    if latency is not None:
+        shown["latency p50"] = f"{latency:.0f} us"
+    shown["passed"] = "yes" if facts.get("passed") else "no"
     return shown
 
 
@@ -123,21 +135,10 @@ def print_deploy_summary(result: Any, console: Any, *, seconds: float | None = N
 
 
 def print_validation_summary(report: Any, console: Any) -> None:
-    """The validation report's own summary when it has one, else its headline numbers."""
-    from rich.table import Table
+    """The validation summary, as `tinyml validate` prints it."""
+    from tinyml.cli.validate import print_summary
 
-    summary_table = getattr(report, "summary_table", None)
-    if callable(summary_table):
-        console.print(summary_table())
-        return
-    facts = report.to_dict() if hasattr(report, "to_dict") else {}
-    table = Table(title="validation: board vs host reference", title_justify="left")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for key, value in facts.items():
-        if isinstance(value, (int, float, str, bool)) or value is None:
-            table.add_row(key.replace("_", " "), _fmt_fraction(value) if isinstance(value, float) and 0.0 <= value <= 1.0 else str(value))
-    console.print(table)
+    print_summary(report, console)
 
 
 def print_lab_summary(lab: Any, console: Any, *, seconds: float | None = None) -> None:

@@ -66,9 +66,17 @@ def run_lab_command(args: argparse.Namespace, run: Callable[[Progress, StageList
         if task[0] is not None:
             bar.update(task[0], completed=done, total=total)
 
+    from tinyml.validate import ThresholdFailed
+
     try:
         with bar:
             result = run(progress, on_stage)
+    except ThresholdFailed as failed:
+        from tinyml.cli.deploy import print_validation_summary
+
+        print_validation_summary(failed.report, stdout_console())
+        print_error(failed)
+        return failed.exit_code
     except TinyMLError as exc:
         if args.verbose:
             logging.getLogger("tinyml").exception("%s", exc)

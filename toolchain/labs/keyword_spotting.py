@@ -11,7 +11,7 @@ Run it: `python -m tinyml.labs.keyword_spotting --out runs/kws` (the virtual boa
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,12 +21,14 @@ import numpy as np
 from tinyml.data import Dataset
 from tinyml.features.logmel import LogMelSpec
 from tinyml.labs.speech import LABELS, SILENCE, SpeechClips, SpeechSettings, load_or_synthesise
+from tinyml.labs.pipeline import LabResult, accuracies, calibration_subset, deploy_lab_model, prepare_out_dir
 from tinyml.labs.training import Progress, fit_classifier, float_accuracy, keras, seed_everything
 
 log = logging.getLogger("tinyml.labs.keyword_spotting")
 
 DEFAULT_SEED = 5
 DEFAULT_EPOCHS = 40
+DEFAULT_BOARD = "nano33ble_sense"
 
 
 @dataclass(frozen=True)
@@ -97,3 +99,69 @@ def train_kws_model(data: KwsData, *, epochs: int = DEFAULT_EPOCHS, seed: int = 
     fit_classifier(model, data.train, epochs=epochs, batch_size=32, progress=progress)
     log.info("float accuracy on held-out speakers: %.3f", float_accuracy(model, data.test))
     return model
+
+
+def run_kws_lab(
+    out: str | Path,
+    *,
+    epochs: int = DEFAULT_EPOCHS,
+    seed: int = DEFAULT_SEED,
+    settings: SpeechSettings = SpeechSettings(),
+    spec: LogMelSpec | None = None,
+    recognizer: RecognizerSettings = RecognizerSettings(),
+    board: str = DEFAULT_BOARD,
+    port: str = "virtual",
+    calibration_samples: int = 200,
+    validate_limit: int | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    on_stage: Callable[[str, str], None] | None = None,
+) -> LabResult:
+    """The whole lab: synthesise, log-mel, train, then `tinyml.deploy` with the kws firmware app."""
+    out_dir = Path(out)
+    prepare_out_dir(out_dir, "keyword_spotting", force)
+    _stage(on_stage, "data", "start")
+    data = load_kws_data(out_dir / "speech_clips.npz", settings, spec, progress=progress)
+    log.info("%d training clips, %d test clips (held-out speakers %s)", len(data.train), len(data.test), data.clips.test_speakers)
+    _stage(on_stage, "data", "done")
+    _stage(on_stage, "train", "start")
+    model = train_kws_model(data, epochs=epochs, seed=seed, progress=progress)
+    _stage(on_stage, "train", "done")
+    result = deploy_lab_model(
+        out_dir,
+        model,
+        calibration=calibration_subset(data.train, calibration_samples, seed),
+        test=data.test,
+        labels=data.labels,
+        board=board,
+        port=port,
+        app="kws",
+        app_context={"logmel": data.spec.template_context(), "recognizer": recognizer.template_context()},
+        validate_limit=validate_limit,
+        progress=progress,
+        on_stage=on_stage,
+    )
+    float_acc, int8_acc = accuracies(result)
+    return LabResult("keyword_spotting", out_dir, float_acc, int8_acc, result)
+
+
+def _stage(listener: Callable[[str, str], None] | None, stage: str, status: str) -> None:
+    if listener is not None:
+        listener(stage, status)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from tinyml.labs.console import lab_argument_parser, run_lab_command
+
+    parser = lab_argument_parser(
+        "tinyml.labs.keyword_spotting", "Keyword-spotting lab: yes/no/up/down on the microphone, end to end.", default_out="runs/kws", default_epochs=DEFAULT_EPOCHS, default_board=DEFAULT_BOARD
+    )
+    args = parser.parse_args(argv)
+    return run_lab_command(
+        args,
+        lambda progress, on_stage: run_kws_lab(args.out, epochs=args.epochs, board=args.board, port=args.port, validate_limit=args.limit, force=args.force, progress=progress, on_stage=on_stage),
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
