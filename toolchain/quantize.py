@@ -255,6 +255,11 @@ def _load_keras_file(path: Path, flavours: tuple[str, ...]) -> _FloatModel:
 
                 model = tf_keras.models.load_model(path, compile=False)
         except Exception as exc:  # noqa: BLE001 - each loader fails in its own way on foreign files
+            if "safe_mode" in str(exc):
+                raise InputError(
+                    f"{path} has a Lambda layer with Python code, which Keras refuses to load from a file (it could run any code)",
+                    "replace the Lambda layer with built-in layers, or pass the live model to tinyml.quantize_model() from Python",
+                ) from exc
             errors.append(f"{flavour}: {_first_line(exc)}")
             continue
         return _from_keras_object(model, flavour, path.name)

@@ -8,6 +8,7 @@ probe runs in a child process: forked where the platform allows, which costs mil
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import multiprocessing
 import os
@@ -74,7 +75,9 @@ def first_line(exc: BaseException) -> str:
 
 def _probe(model_bytes: bytes, arena_size: int) -> None:
     """Child-process body: exit 0 if the model allocates and invokes in `arena_size` bytes."""
-    # Silence TFLM's allocation-failure chatter on fd 2 for the probes that are meant to fail.
+    # Silence TFLM's allocation-failure chatter on fd 2 for the probes that are meant to fail,
+    # and the fault handler (pytest enables one) that would dump a crashing probe's stack.
+    faulthandler.disable()
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     try:
