@@ -52,11 +52,8 @@ class Faults:
     rx_buffer: int | None = None  # a UART buffer of this many bytes: more at once overflows
     reset_every: int = 0  # reset after every N-th inference, before its reply goes out
     slow_ms: float = 0.0  # extra milliseconds per inference
+    skew_every: int = 0  # every N-th output has one element off by one LSB: a wrong kernel to catch
     seed: int = 0
-
-    @property
-    def any(self) -> bool:
-        return bool(self.noise or self.drop or self.rx_buffer or self.reset_every or self.slow_ms)
 
     def describe(self) -> str:
         parts = []
@@ -70,6 +67,8 @@ class Faults:
             parts.append(f"reset every {self.reset_every} inferences")
         if self.slow_ms:
             parts.append(f"+{self.slow_ms:g} ms per inference")
+        if self.skew_every:
+            parts.append(f"every {self.skew_every}th output off by one LSB")
         return ", ".join(parts) or "none"
 
 
@@ -275,6 +274,10 @@ class VirtualBoard:
         if self.faults.slow_ms:
             time.sleep(self.faults.slow_ms / 1000)
         self.stats.inferences += 1
+        if self.faults.skew_every and self.stats.inferences % self.faults.skew_every == 0:
+            flat = y.reshape(-1).copy()
+            flat[0] = flat[0] + 1 if flat[0] < np.iinfo(flat.dtype).max else flat[0] - 1
+            return flat.tobytes()
         return y.tobytes()
 
     def _before_reply(self) -> bool:

@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     faults.add_argument("--rx-buffer", type=_positive, metavar="BYTES", help="a UART receive buffer of this size that overflows (e.g. 64)")
     faults.add_argument("--reset-every", type=_positive, default=0, metavar="N", help="reset in mid-inference every N inferences")
     faults.add_argument("--slow-ms", type=float, default=0.0, metavar="MS", help="extra milliseconds per inference")
+    faults.add_argument("--skew-every", type=_positive, default=0, metavar="N", help="every N-th output is off by one LSB (a wrong kernel): validation must catch it")
     faults.add_argument("--seed", type=int, default=0, help="seed of the fault generator")
     parser.set_defaults(run=_run)
 
@@ -49,14 +50,16 @@ def _run(args: argparse.Namespace) -> int:
     from tinyml.virtual_board import Faults, VirtualBoard, default_link_path
 
     labels = load_labels(args.labels) if args.labels else None
-    faults = Faults(noise=args.noise, drop=args.drop, rx_buffer=args.rx_buffer, reset_every=args.reset_every, slow_ms=args.slow_ms, seed=args.seed)
+    faults = Faults(noise=args.noise, drop=args.drop, rx_buffer=args.rx_buffer, reset_every=args.reset_every, slow_ms=args.slow_ms, skew_every=args.skew_every, seed=args.seed)
     link = args.link or default_link_path(args.name)
     board = VirtualBoard(args.model, labels=labels, board=args.board, faults=faults, link=link)
 
     def _terminate(signum, frame):  # noqa: ARG001 - signal handler signature
         raise KeyboardInterrupt
 
+    # Both explicitly: a board started in the background of a script has SIGINT ignored.
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
     console = stdout_console()
     try:
         board.start()
