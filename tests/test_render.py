@@ -66,7 +66,10 @@ def _plain_sources(src: Path) -> list[Path]:
 def test_pio_accepts_every_rendered_platformio_ini(projects: dict[tuple[str, str], Path], board_id: str) -> None:
     pio = require_pio()
     board = get_board(board_id)
-    for kind in ("dense", "conv2d"):
+    # platformio.ini depends on the board and the app only: the same for every model.
+    inis = {(projects[(board_id, kind)] / "platformio.ini").read_text() for kind in MODEL_KINDS}
+    assert len(inis) == 1
+    for kind in ("dense",):
         project = projects[(board_id, kind)]
         result = run([pio, "project", "config", "-d", str(project), "--json-output"])
         assert result.returncode == 0, result.stdout

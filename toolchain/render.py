@@ -29,7 +29,7 @@ from tinyml.boards import BoardProfile, SensorProfile, get_board, tomllib
 from tinyml.convert import c_string_literal, generate_model_data
 from tinyml.errors import InputError
 from tinyml.files import atomic_write_bytes
-from tinyml.modelfile import read_model_bytes
+from tinyml.modelfile import SUPPORTED_SCHEMA_VERSION, read_model_bytes
 from tinyml.resources import templates_dir
 
 log = logging.getLogger("tinyml.render")
@@ -207,6 +207,7 @@ def generate_project_files(
         "app": app_spec,
         "app_context": dict(app_context or {}),
         "arena_bytes": arena_bytes,
+        "supported_schema_version": SUPPORTED_SCHEMA_VERSION,
         "measured_arena_bytes": report.arena_bytes,
         "resolver_methods": methods,
         "ops": sorted(facts.op_counts),
