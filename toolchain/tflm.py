@@ -115,9 +115,14 @@ def load_error(model_bytes: bytes) -> str | None:
     proc = subprocess.run([sys.executable, "-c", code], input=model_bytes, capture_output=True, timeout=120)
     if proc.returncode == 0:
         return None
-    lines = [line.strip() for line in proc.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
-    useful = [line for line in lines if not line.startswith(("Traceback", "File ", "^", "~"))]
-    return " / ".join(useful[-3:]) if useful else f"the runtime exited with code {proc.returncode}"
+    # The runtime's own words (e.g. "Didn't find op for builtin opcode 'GELU'") come before
+    # the Python traceback; its last line is the generic exception.
+    text = proc.stderr.decode("utf-8", "replace")
+    own, _, traceback = text.partition("Traceback (most recent call last):")
+    own_lines = [line.strip() for line in own.splitlines() if line.strip()]
+    trace_lines = [line.strip() for line in traceback.splitlines() if line.strip()]
+    useful = own_lines[-2:] + trace_lines[-1:]
+    return " / ".join(useful) if useful else f"the runtime exited with code {proc.returncode}"
 
 
 def measure_arena(model_bytes: bytes) -> int:
