@@ -116,8 +116,11 @@ class ThresholdFailed(ValidationFailed):
         super().__init__("validation failed: " + "; ".join(report.failures) + where, "look at the per-output error in the report, or relax --min-exact/--min-agreement if the difference is expected")
 
 
-def quantize_input(x: np.ndarray, spec: TensorFacts) -> np.ndarray:
-    """Samples as the model's input dtype: float data with its scale/zero point, int8 as is."""
+def prepare_inputs(x: np.ndarray, spec: TensorFacts) -> np.ndarray:
+    """Samples as rows of the model's input dtype: int8 data as is, float data quantized.
+
+    Float data goes through tinyml.quantize.quantize_input, the one formula for it.
+    """
     x = np.asarray(x)
     per_sample = int(np.prod(x.shape[1:])) if x.ndim > 1 else 1
     if per_sample != spec.element_count:
@@ -125,18 +128,27 @@ def quantize_input(x: np.ndarray, spec: TensorFacts) -> np.ndarray:
     x = x.reshape(x.shape[0], -1)
     if x.dtype == np.dtype(spec.dtype):
         return x
-    if spec.dtype in ("int8", "uint8", "int16"):
-        if spec.scale == 0.0:
-            raise InputError(f"the model's {spec.dtype} input has no quantization scale", "quantize the model with `tinyml quantize`")
-        info = np.iinfo(spec.dtype)
-        return np.clip(np.round(x.astype(np.float64) / spec.scale) + spec.zero_point, info.min, info.max).astype(spec.dtype)
-    return x.astype(spec.dtype)
+    if spec.dtype != "int8":
+        raise InputError(f"the model's input is {spec.dtype}", "validate a full-int8 model made by `tinyml quantize`")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise InputError(f"the samples are {x.dtype}, neither float nor the model's int8", "give float samples (they are quantized with the model's input scale) or int8 ones")
+    if spec.scale == 0.0:
+        raise InputError("the model's int8 input has no quantization scale", "quantize the model with `tinyml quantize`")
+    from tinyml.quantize import quantize_input
+
+    return quantize_input(x, spec)
 
 
 def _dequantize(q: np.ndarray, spec: TensorFacts) -> np.ndarray:
     if spec.scale == 0.0:
         return q.astype(np.float64)
     return spec.scale * (q.astype(np.float64) - spec.zero_point)
+
+
+def _top1(outputs: np.ndarray, spec: TensorFacts) -> np.ndarray:
+    from tinyml.quantize import predicted_classes
+
+    return predicted_classes(_dequantize(outputs, spec))
 
 
 def compare(device: np.ndarray, host: np.ndarray, spec: TensorFacts) -> Comparison:
@@ -159,7 +171,7 @@ def compare(device: np.ndarray, host: np.ndarray, spec: TensorFacts) -> Comparis
         rmse=float(np.sqrt(np.mean(err**2))),
         relative_l2=float(np.linalg.norm(err) / host_norm) if host_norm > 0 else float(np.linalg.norm(err) > 0),
         cosine=float(np.mean(cosine)),
-        top1_agreement=float(np.mean(np.argmax(d, axis=1) == np.argmax(h, axis=1))),
+        top1_agreement=float(np.mean(_top1(d, spec) == _top1(h, spec))),
         per_output_mean_abs_lsb=[float(v) for v in diff.mean(axis=0)],
     )
 
@@ -240,13 +252,17 @@ def _float_predictions(float_model: str | Path, x: np.ndarray, input_spec: Tenso
         for sample in x:
             interpreter.set_tensor(detail_in["index"], sample.reshape(detail_in["shape"]).astype(detail_in["dtype"]))
             interpreter.invoke()
-            outputs.append(np.argmax(interpreter.get_tensor(detail_out["index"])))
-        return np.asarray(outputs)
+            outputs.append(interpreter.get_tensor(detail_out["index"]).reshape(-1))
+        from tinyml.quantize import predicted_classes
+
+        return predicted_classes(np.asarray(outputs))
     import keras
 
     model = keras.models.load_model(path, compile=False)
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-    return np.argmax(model.predict(x.reshape((len(x), *shape)), verbose=0).reshape(len(x), -1), axis=1)
+    from tinyml.quantize import predicted_classes
+
+    return predicted_classes(model.predict(x.reshape((len(x), *shape)), verbose=0))
 
 
 def validate_device(
@@ -282,10 +298,10 @@ def validate_device(
     fingerprint = _data_fingerprint(dataset.x, dataset.y)
     dataset = dataset.take(limit)
     spec_in, spec_out = facts.inputs[0], facts.outputs[0]
-    x_q = quantize_input(dataset.x, spec_in)
     total = len(dataset)
     if total == 0:
         raise InputError("the data set has no samples", "give a .npz with at least one sample in 'x'")
+    x_q = prepare_inputs(dataset.x, spec_in)
 
     directory = Path(report_dir) if report_dir is not None else None
     if directory is not None and (directory / SAMPLES_FILE).exists() and not (resume or force):
@@ -364,14 +380,15 @@ def _build_report(port, model, facts, info, records, float_top1, labels, link_st
     y = [r["label"] for r in records]
     if records and all(label is not None for label in y):
         y_arr = np.asarray(y)
-        accuracy["host_int8"] = float(np.mean(np.argmax(reference, axis=1) == y_arr))
-        accuracy["tflm"] = float(np.mean(np.argmax(tflm, axis=1) == y_arr))
-        accuracy["device"] = float(np.mean(np.argmax(device, axis=1) == y_arr))
+        device_top1 = _top1(device, spec_out)
+        accuracy["host_int8"] = float(np.mean(_top1(reference, spec_out) == y_arr))
+        accuracy["tflm"] = float(np.mean(_top1(tflm, spec_out) == y_arr))
+        accuracy["device"] = float(np.mean(device_top1 == y_arr))
         if float_top1 is not None:
             accuracy["host_float"] = float(np.mean(float_top1 == y_arr))
-        classes = max(n_outputs, int(y_arr.max()) + 1)
+        classes = max(n_outputs, 2, int(y_arr.max()) + 1)
         matrix = np.zeros((classes, classes), dtype=np.int64)
-        np.add.at(matrix, (y_arr, np.argmax(device, axis=1)), 1)
+        np.add.at(matrix, (y_arr, device_top1), 1)
         confusion = matrix.tolist()
     vs_reference = compare(device, reference, spec_out)
     failures = []
