@@ -22,7 +22,7 @@ from conftest import require_tool
 import tinyml
 from tinyml.boards import get_board
 from tinyml.errors import DeviceError, InputError, ToolError
-from tinyml.flash import UsbPort, check_port, explain_failure, flash_project, prepare_board, resolve_port
+from tinyml.flash import UsbPort, check_port, explain_failure, flash_project, resolve_port
 from tinyml.platformio import PlatformIO, find_pio, registry_reachable, uploader_tools
 from tinyml.render import MANIFEST_NAME
 from tinyml.tools import run

@@ -48,7 +48,7 @@ class FlashResult:
     project_dir: Path
     board_id: str
     env_name: str
-    upload_port: str | None  # what PlatformIO was given
+    upload_port: str  # what PlatformIO was given
     port: str | None  # where the sketch is now (None when it did not show up in time)
     command: tuple[str, ...]
     seconds: float
@@ -86,15 +86,13 @@ def find_board_ports(board: BoardProfile, ports: Sequence[UsbPort] | None = None
     return sketch, bootloader
 
 
-def resolve_port(board: BoardProfile, port: str | None, ports: Sequence[UsbPort] | None = None) -> str | None:
+def resolve_port(board: BoardProfile, port: str | None, ports: Sequence[UsbPort] | None = None) -> str:
     """The port to upload through: the one given, or the board found by VID:PID for "auto"/None."""
     if port and port != AUTO_PORT:
         return port
     sketch, bootloader = find_board_ports(board, ports)
     found = sketch or bootloader
     if not found:
-        if not board.platformio.wait_for_upload_port and not board.usb_ids.bootloader:
-            return None
         ids = ", ".join(board.usb_ids.sketch + board.usb_ids.bootloader)
         raise DeviceError(
             f"no {board.name} found on USB (looked for VID:PID {ids})",
@@ -255,8 +253,7 @@ def flash_project(
     profile = _project_board(project_dir, board)
     pio = PlatformIO()
     upload_port = resolve_port(profile, port)
-    if upload_port is not None:
-        check_port(upload_port)
+    check_port(upload_port)
     _check_platform(pio, profile)
     command = pio.upload_command(project_dir, profile.env_name, upload_port)
     started = time.monotonic()
@@ -269,17 +266,17 @@ def flash_project(
     return FlashResult(project_dir, profile.id, profile.env_name, upload_port, sketch_port, tuple(command), seconds)
 
 
-def _wait_for_sketch_port(board: BoardProfile, upload_port: str | None) -> str | None:
+def _wait_for_sketch_port(board: BoardProfile, upload_port: str) -> str | None:
     """The sketch's port after an upload: it may differ from the one the upload started on."""
     deadline = time.monotonic() + SKETCH_PORT_WAIT_SECONDS
     while True:
         sketch, _ = find_board_ports(board)
         if len(sketch) == 1:
             return sketch[0].device
-        if upload_port and any(p.device == upload_port for p in sketch):
+        if any(p.device == upload_port for p in sketch):
             return upload_port
         if time.monotonic() >= deadline:
-            return upload_port if upload_port and os.path.exists(upload_port) else None
+            return upload_port if os.path.exists(upload_port) else None
         time.sleep(0.25)
 
 

@@ -295,7 +295,9 @@ def render_project(
         )
     if force:
         to_write += [rel for rel in conflicts if rel in files]
-        stale += [rel for rel in conflicts if rel not in files and (project_dir / rel).is_file()]
+        for rel in conflicts:
+            if rel not in files:  # edited by the user and no longer generated: theirs now, left in place
+                log.warning("%s is no longer generated but was edited: left as it is", project_dir / rel)
 
     total = len(to_write)
     for done, rel in enumerate(sorted(to_write), start=1):
