@@ -167,3 +167,26 @@ def test_cli_board_prints_its_port_and_cleans_up_on_sigterm(conv_model: Path, tm
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.timeout(60)
+def test_monitor_wakes_a_board_left_in_binary_mode(conv_model: Path, conv_arena: int, tmp_path: Path) -> None:
+    from tinyml.monitor import Monitor
+
+    with VirtualBoard(conv_model, labels=LABELS, link=tmp_path / "port", arena_bytes=conv_arena) as board:
+        port = open_port(board.port)
+        port.write(protocol.encode_frame(Frame(MessageType.HELLO, 1, bytes([protocol.PROTOCOL_VERSION]))))
+        time.sleep(0.2)
+        port.close()  # a host that crashed: the board stays in binary mode
+        assert board._device is not None and board._device.binary
+        with Monitor(board.port) as monitor:
+            monitor.wake()
+            monitor.command("info")
+            monitor.command("run")
+            lines = []
+            for line in monitor.lines(duration=5):
+                lines.append(line)
+                if line.startswith("prediction:"):
+                    break
+    assert any(board.info.model_hash in line for line in lines)
+    assert lines[-1].startswith("prediction: ") and all("\x00" not in line for line in lines)

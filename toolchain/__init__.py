@@ -41,6 +41,13 @@ _API: dict[str, str] = {
     "prepare_board": "tinyml.flash",
     "deploy": "tinyml.deploy",
     "DeployResult": "tinyml.deploy",
+    "DeviceLink": "tinyml.link",
+    "DeviceInfo": "tinyml.protocol",
+    "VirtualBoard": "tinyml.virtual_board",
+    "Faults": "tinyml.virtual_board",
+    "validate_device": "tinyml.validate",
+    "ValidationReport": "tinyml.validate",
+    "Monitor": "tinyml.monitor",
 }
 
 
@@ -75,3 +82,8 @@ if TYPE_CHECKING:
     from tinyml.optimize import OptimizeResult, OptimizeSettings, optimize_model
     from tinyml.quantize import QuantizeResult, quantize_model
     from tinyml.deploy import DeployResult, deploy
+    from tinyml.link import DeviceLink
+    from tinyml.monitor import Monitor
+    from tinyml.protocol import DeviceInfo
+    from tinyml.validate import ValidationReport, validate_device
+    from tinyml.virtual_board import Faults, VirtualBoard

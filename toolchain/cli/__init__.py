@@ -29,6 +29,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("boards", "list board profiles, show one, or prepare one for offline builds"),
     ("virtual_board", "serve the firmware's protocol on a pseudo-terminal, running the model on TFLM (the demo target)"),
     ("validate", "compare a board's outputs with the host's over serial: metrics, report, exit code for CI"),
+    ("monitor", "show a board's live predictions and its INFO, readably"),
     ("deploy", "quantize, inspect, render, flash (or a virtual board) and validate in one resumable run"),
 )
 
