@@ -49,8 +49,15 @@ bool Recognizer::process(const int8_t* scores, uint32_t now_ms, Detection* out) 
   out->is_new = false;
   if (count_ < minimum_count_) return true;
 
+  // previous_top_ is the label last heard with confidence; silence clears it, so the same
+  // keyword said again after a pause is reported again, but a held keyword only once.
+  if (top == silence_label_) {
+    previous_top_ = silence_label_;
+    return true;
+  }
+  if (out->score <= detection_threshold_) return true;
   const bool suppressed = reported_once_ && now_ms - previous_time_ms_ < suppression_ms_;
-  if (out->score > detection_threshold_ && top != previous_top_ && top != silence_label_ && !suppressed) {
+  if (top != previous_top_ && !suppressed) {
     out->is_new = true;
     previous_time_ms_ = now_ms;
     reported_once_ = true;

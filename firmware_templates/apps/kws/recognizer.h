@@ -1,6 +1,8 @@
 // Score smoothing over time, as TFLM micro_speech's RecognizeCommands does: average each
 // label's score over a time window, and report a keyword only when its average is high,
-// enough results are in the window, the top label changed, and the last report is old enough.
+// enough results are in the window, it is not the keyword already being heard, and the last
+// report is older than the suppression time. Unlike micro_speech, silence is never reported
+// and a keyword held on is reported once, not again every suppression period.
 // Plain C++ (no heap): the host tests compile and drive it.
 #ifndef TINYML_RECOGNIZER_H_
 #define TINYML_RECOGNIZER_H_
