@@ -205,3 +205,27 @@ def test_cli_render(int8_models: dict[str, Path], tmp_path: Path) -> None:
     assert bad.returncode == 2 and "unknown board 'nano99'" in bad.stdout
     assert len(bad.stdout.strip().splitlines()) == 1
     shutil.rmtree(out)
+
+
+def test_files_no_longer_generated_are_removed_unless_edited(int8_models: dict[str, Path], tmp_path: Path) -> None:
+    import hashlib
+
+    project = tmp_path / "p"
+    render_project("nano33ble", int8_models["dense"], project)
+    # As if an earlier render (another app) had generated two more files; the user edited one of them since.
+    manifest_path = project / MANIFEST_NAME
+    manifest = json.loads(manifest_path.read_text())
+    for name, text in (("src/old_app.cpp", "// old\n"), ("src/old_edited.cpp", "// old\n")):
+        (project / name).write_text(text)
+        manifest["files"][name] = hashlib.sha256(text.encode()).hexdigest()
+    manifest_path.write_text(json.dumps(manifest))
+    (project / "src" / "old_edited.cpp").write_text("// old, with my fix\n")
+
+    with pytest.raises(InputError, match="src/old_edited.cpp"):
+        render_project("nano33ble", int8_models["dense"], project)
+    assert (project / "src" / "old_app.cpp").exists()
+    result = render_project("nano33ble", int8_models["dense"], project, force=True)
+    assert result.removed == ("src/old_app.cpp",)
+    assert not (project / "src" / "old_app.cpp").exists()
+    assert (project / "src" / "old_edited.cpp").read_text() == "// old, with my fix\n"
+    assert "src/old_edited.cpp" not in json.loads(manifest_path.read_text())["files"]
