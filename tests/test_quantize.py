@@ -105,11 +105,11 @@ def test_float_and_int8_predictions_agree_per_sample(quantized) -> None:
 def test_tflm_matches_reference_on_realistic_inputs(quantized, kind: str) -> None:
     """TFLM and the TFLite reference on 150 calibration-distribution inputs.
 
-    What is true on this stack (see docs/quantize.md): almost every input matches on every
-    output element; rarely one element differs by exactly 1 LSB, because TFLM requantizes
-    FULLY_CONNECTED with double rounding and TFLite with single rounding, which disagree when
-    the exact value lies within ~1e-4 of a .5 tie. So: at least 100 inputs match exactly, at
-    most 2% differ, and never by more than 1 LSB.
+    What is true on this stack (tinyml.reference; tests/test_tflm.py pins the cause): almost
+    every input matches on every output element; rarely one element differs by exactly 1 LSB,
+    because TFLM requantizes with double rounding and TFLite's kernels do not always, and the
+    two rules disagree next to a .5 tie. So: at least 100 inputs match exactly, at most 2%
+    differ, and never by more than 1 LSB.
     """
     from tinyml.reference import ReferenceInterpreter
     from tinyml.tflm import TflmRunner

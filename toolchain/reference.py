@@ -1,7 +1,23 @@
-"""The bit-exact host reference: the TFLite interpreter with its builtin kernels only.
+"""The host reference for int8 models: the TFLite interpreter with its builtin kernels, no XNNPACK.
 
-With the default XNNPACK delegate about 1 in 10 inferences differs from TFLM by one LSB, so
-the reference runs `BUILTIN_WITHOUT_DEFAULT_DELEGATES`: the same reference kernels TFLM ports.
+How close it is to TFLM, measured on TensorFlow 2.21 and tflite-micro 0.dev20261023 (the
+pinned stack): over 1,000 calibration-distribution inputs per test model (dense, Conv2D, Conv1D,
+depthwise) 0 to 4 inputs differ from TFLM, each in one output element by exactly 1 LSB; on
+full-range random int8 inputs 0 to 1 in 1,000. The cause is the rounding of the int8
+requantization (accumulator x Q31 multiplier >> shift):
+
+- TFLM uses gemmlowp's double rounding (SaturatingRoundingDoublingHighMul, then
+  RoundingDivideByPOT), as CMSIS-NN does by default on the board;
+- TFLite's BUILTIN_REF kernels in the TensorFlow wheel use single rounding (one 64-bit multiply,
+  ties rounded up), and its default optimized kernels, used here, follow double rounding on
+  some layer shapes and not on others.
+
+The two rules disagree only when the scaled accumulator lies next to a .5 tie (37 of 48,000
+requantizations in the dense test model's first layer). tests/test_tflm.py emulates both rules
+and checks them element by element. BUILTIN_REF is not closer to TFLM overall (9 vs 3 inputs in
+1,000 on the dense model), so the optimized kernels stay. The XNNPACK delegate is kept out: it
+differs from TFLM far more often (about 1 inference in 10).
+
 Imports TensorFlow (about 4 s), so only the stages that compare against the host load it.
 """
 

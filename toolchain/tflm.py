@@ -52,7 +52,11 @@ class TflmRunner:
         try:
             self._interpreter = _runtime().Interpreter.from_bytes(self.model_bytes, arena_size=arena_size)
         except (RuntimeError, ValueError) as exc:
-            raise ModelError(f"the TFLM runtime could not load the model: {first_line(exc)}", "run `tinyml inspect` on the model to see which op or tensor TFLM rejects") from exc
+            from tinyml import ops
+
+            missing = [op for op in self.facts.op_counts if op not in ops.OPS]
+            reason = f"it has no kernel for {', '.join(missing)}" if missing else first_line(exc)
+            raise ModelError(f"the TFLM runtime could not load the model: {reason}", "run `tinyml inspect` on the model to see which op or tensor TFLM rejects") from exc
 
     def invoke(self, x: np.ndarray) -> np.ndarray:
         """Run one inference; `x` is the input tensor (any shape with the right element count)."""
