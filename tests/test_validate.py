@@ -223,3 +223,32 @@ def test_bad_thresholds_and_empty_data_are_input_errors(dense: Path) -> None:
         validate_device("loop://", dense, Dataset(np.zeros((0, 16), np.float32)))
     with pytest.raises(InputError):
         validate_device("loop://", dense, Dataset(np.zeros((2, 16), np.float32)), resume=True)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_pipeline_quantize_render_virtual_board_validate(tmp_path: Path) -> None:
+    """The whole chain: the rendered firmware carries this protocol, the board answers exactly."""
+    from modelzoo import build_keras_model, sample_inputs
+
+    from tinyml import protocol
+    from tinyml.quantize import quantize_model
+    from tinyml.render import render_project
+    from tinyml.resources import templates_dir
+
+    x = sample_inputs("dense", 48, seed=4)
+    y = np.arange(48) % 4
+    model_path = tmp_path / "model.tflite"
+    quantize_model(build_keras_model("dense"), Dataset(x), out=model_path)
+    labels = ["w", "x", "y", "z"]
+    render_project("nano33ble", model_path, tmp_path / "firmware", labels=labels)
+    src = tmp_path / "firmware" / "src"
+    assert (src / "tinyml_protocol.h").read_text() == protocol.render_c_header()
+    for source in (templates_dir() / "common").iterdir():
+        assert (src / source.name).read_bytes() == source.read_bytes(), source.name
+    short_hash = read_model(model_path).short_hash
+    assert f'"{short_hash}"' in (src / "model_data.h").read_text()
+    with VirtualBoard(model_path, labels=labels, board="nano33ble", link=tmp_path / "port") as board:
+        report = validate_device(board.port, model_path, Dataset(x, y), report_dir=tmp_path / "report", min_agreement=0.9, link_options=FAST_LINK)
+    assert report.samples == 48 and report.device["board_id"] == "nano33ble" and report.class_names == labels
+    assert report.device_vs_tflm.exact_match == 1.0
