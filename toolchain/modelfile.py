@@ -8,6 +8,7 @@ the `tflite-micro` package, which costs about 0.3 s to import instead of TensorF
 from __future__ import annotations
 
 import hashlib
+import struct
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -133,7 +134,7 @@ def read_model(source: str | Path | bytes) -> ModelFacts:
     try:
         model = schema.Model.GetRootAsModel(data, 0)
         return _facts(schema, model, data)
-    except (IndexError, ValueError, TypeError) as exc:  # flatbuffers raises these on corrupt offsets
+    except (IndexError, ValueError, TypeError, KeyError, OverflowError, struct.error) as exc:  # corrupt offsets
         raise InputError("the .tflite flatbuffer is corrupt", "re-create it with `tinyml quantize`") from exc
 
 
