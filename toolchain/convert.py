@@ -93,7 +93,10 @@ def c_string_literal(text: str) -> str:
     Printable ASCII stays readable; `"`, `\\` and `?` (trigraphs) are escaped; every other byte
     becomes a three-digit octal escape, which (unlike `\\x`) cannot swallow a following digit.
     """
-    data = text.encode("utf-8")
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate: not text any encoding can hold
+        raise InputError(f"label {text!r} is not valid Unicode text", "save the labels as UTF-8 text") from exc
     if b"\0" in data:
         raise InputError(f"label {text!r} contains a NUL character", "remove it: labels are C strings")
     out = []
