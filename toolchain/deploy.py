@@ -186,6 +186,7 @@ class _Run:
     progress: Progress | None
     model_path: Path
     resume_validation: bool = False
+    flashed_port: str | None = None  # where the flash stage found the running sketch
     validation: Any = None
 
 
@@ -273,7 +274,11 @@ def _stage_validate(run: _Run) -> dict[str, Any]:
         with VirtualBoard(run.model_path, labels=run.labels, board=run.board_id) as board:
             report = _validate(board.port)
     else:
-        report = _validate(run.port)
+        # The sketch may come back on another port than the upload used (or --port auto).
+        port = run.flashed_port or run.port
+        if port == "auto":
+            raise InputError("the board's port is not known (flash was skipped or the board did not show up)", "pass --port PORT")
+        report = _validate(port)
     run.validation = report
     return _facts_of(report)
 
@@ -377,6 +382,8 @@ def deploy(
             _notify(on_stage, name, "skipped")
             continue
         earlier = state.done(name)
+        if name == "flash" and earlier is not None:
+            run.flashed_port = earlier.get("port") if earlier.get("port") != VIRTUAL_PORT else None
         # A resumed validation would report nothing new: validation always runs again.
         if earlier is not None and not redo_rest and name != "validate":
             outcomes.append(StageOutcome(name, "resumed", earlier))
@@ -392,6 +399,8 @@ def deploy(
             _notify(on_stage, name, "failed")
             raise
         seconds = time.monotonic() - started
+        if name == "flash" and run.port != VIRTUAL_PORT:
+            run.flashed_port = facts.get("port")
         state.record(name, "done", facts)
         outcomes.append(StageOutcome(name, "done", facts, seconds))
         log.info("%s: done in %.1f s", name, seconds)
