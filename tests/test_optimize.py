@@ -166,6 +166,7 @@ def test_cli_prune_cluster_qat_writes_int8_model_and_report(dense_files, tmp_pat
     # Pruning-preserving, cluster-preserving QAT keeps both properties through int8.
     assert abs(report["float_sparsity"] - 0.5) <= 0.01
     assert report["int8_sparsity"] >= 0.49
+    assert all(k["unique_values"] <= 8 for k in report["float_kernels"])
     assert all(k["max_unique_per_channel"] <= 8 for k in report["int8_kernels"])
     assert report["int8_accuracy"] is not None
     # A second run does not overwrite the user's results without --force.

@@ -48,6 +48,8 @@ DEFAULT_SPARSITY = 0.5
 DEFAULT_CLUSTERS = 16
 # Inferences timed per variant on the TFLM runtime (the median is reported).
 LATENCY_RUNS = 50
+# Above the measured arena for the host runtime's runners, as tinyml.tflm.TflmRunner itself adds.
+ARENA_SLACK_BYTES = 1024
 
 REPORT_FILES = ("compare.json", "compare.md", "compare.png")
 
@@ -149,12 +151,10 @@ def _settings_for(name: str, sparsity: float, clusters: int, epochs: int, batch_
     )
 
 
-def measure_latency_us(model_bytes: bytes, samples: np.ndarray, runs: int = LATENCY_RUNS) -> float:
-    """Median microseconds of one TFLM runtime inference over `runs` int8 inputs."""
+def measure_latency_us(runner, samples: np.ndarray, runs: int = LATENCY_RUNS) -> float:
+    """Median microseconds of one inference on a `tinyml.tflm.TflmRunner`, over `runs` inputs."""
     from tinyml.quantize import quantize_input
-    from tinyml.tflm import TflmRunner
 
-    runner = TflmRunner(model_bytes)
     spec = runner.facts.inputs[0]
     times = []
     for i in range(runs):
@@ -165,18 +165,19 @@ def measure_latency_us(model_bytes: bytes, samples: np.ndarray, runs: int = LATE
     return statistics.median(times)
 
 
-def _lut_checked(model_bytes: bytes, samples: np.ndarray, stats) -> tuple[int | None, str, int | None]:
-    """LUT size, a note, and arena of the LUT model; only when the TFLM runtime runs it bit-exactly."""
+def _lut_checked(plain, samples: np.ndarray, stats) -> tuple[int | None, str, int | None]:
+    """LUT size, a note, and the LUT model's arena; only when TFLM runs it exactly like `plain`."""
     from tinyml.errors import ModelError
     from tinyml.inspect import inspect_model
     from tinyml.quantize import quantize_input
     from tinyml.tflm import TflmRunner
 
-    lut = lut_compress(model_bytes, stats)
+    lut = lut_compress(plain.model_bytes, stats)
     if lut.model_bytes is None:
         return None, lut.note, None
     try:
-        plain, compressed = TflmRunner(model_bytes), TflmRunner(lut.model_bytes)
+        lut_arena = inspect_model(lut.model_bytes).arena_bytes
+        compressed = TflmRunner(lut.model_bytes, arena_size=None if lut_arena is None else lut_arena + ARENA_SLACK_BYTES)
     except ModelError as exc:
         return None, f"the TFLM runtime does not run the LUT model: {exc.problem}", None
     spec = plain.facts.inputs[0]
@@ -184,7 +185,7 @@ def _lut_checked(model_bytes: bytes, samples: np.ndarray, stats) -> tuple[int | 
         x = quantize_input(sample, spec)
         if not np.array_equal(plain.invoke(x), compressed.invoke(x)):
             return None, "the LUT model's outputs differ from the uncompressed model's in the TFLM runtime", None
-    return lut.size_bytes, lut.note, inspect_model(lut.model_bytes).arena_bytes
+    return lut.size_bytes, lut.note, lut_arena
 
 
 def compare_variants(
@@ -208,6 +209,7 @@ def compare_variants(
     """
     from tinyml.inspect import inspect_model
     from tinyml.quantize import quantize_model
+    from tinyml.tflm import TflmRunner
 
     variants = check_variants(variants)
     tf_keras_module()  # missing TFMOT is said before any work
@@ -243,7 +245,9 @@ def compare_variants(
         model_bytes = quantized.tflite_bytes
         tflite[name] = model_bytes
         stats = kernel_stats(model_bytes)
-        lut_bytes, lut_note, lut_arena = _lut_checked(model_bytes, eval_data.x, stats)
+        arena = inspect_model(model_bytes).arena_bytes
+        runner = TflmRunner(model_bytes, arena_size=None if arena is None else arena + ARENA_SLACK_BYTES)
+        lut_bytes, lut_note, lut_arena = _lut_checked(runner, eval_data.x, stats)
         model_file = None
         if out_path is not None:
             model_file = f"variants/{name}.tflite"
@@ -261,8 +265,8 @@ def compare_variants(
                 lut_arena_bytes=lut_arena,
                 sparsity=overall_sparsity(stats),
                 unique_per_layer={s.name: s.max_unique_per_channel for s in stats},
-                arena_bytes=inspect_model(model_bytes).arena_bytes,
-                latency_us=measure_latency_us(model_bytes, eval_data.x),
+                arena_bytes=arena,
+                latency_us=measure_latency_us(runner, eval_data.x),
                 model_file=model_file,
             )
         )
