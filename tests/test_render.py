@@ -229,3 +229,12 @@ def test_files_no_longer_generated_are_removed_unless_edited(int8_models: dict[s
     assert not (project / "src" / "old_app.cpp").exists()
     assert (project / "src" / "old_edited.cpp").read_text() == "// old, with my fix\n"
     assert "src/old_edited.cpp" not in json.loads(manifest_path.read_text())["files"]
+
+
+def test_app_that_cannot_read_the_boards_sensor_part_is_refused() -> None:
+    from tinyml.render import AppSpec, app_sensors
+
+    app = AppSpec(name="tilt", directory=Path("."), requires_sensors=("imu",), supported_parts={"imu": ("LSM9DS1", "BMI270_BMM150")})
+    assert app_sensors(get_board("nano33ble_sense_rev2"), app)["imu"].part == "BMI270_BMM150"
+    with pytest.raises(InputError, match="reads the imu parts LSM9DS1, BMI270_BMM150, but board nano_rp2040_connect has a LSM6DSOX"):
+        app_sensors(get_board("nano_rp2040_connect"), app)

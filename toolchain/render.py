@@ -52,6 +52,8 @@ class AppSpec:
     requires_sensors: tuple[str, ...] = ()
     build_flags: tuple[str, ...] = ()
     description: str = ""
+    # Optional: sensor kind -> the parts the app's code can read (e.g. {"imu": ("LSM9DS1",)}).
+    supported_parts: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,17 @@ def load_app(name: str) -> AppSpec:
     for key, value in (("requires_sensors", sensors), ("build_flags", flags)):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise InputError(f"{spec_path}: field '{key}' must be a list of strings", "fix the app's app.toml")
-    return AppSpec(name=name, directory=directory, requires_sensors=tuple(sensors), build_flags=tuple(flags), description=str(data.get("description", "")))
+    parts = data.get("supported_parts", {})
+    if not isinstance(parts, dict) or not all(isinstance(v, list) and all(isinstance(p, str) for p in v) for v in parts.values()):
+        raise InputError(f"{spec_path}: field 'supported_parts' must map a sensor kind to a list of part names", "fix the app's app.toml")
+    return AppSpec(
+        name=name,
+        directory=directory,
+        requires_sensors=tuple(sensors),
+        build_flags=tuple(flags),
+        description=str(data.get("description", "")),
+        supported_parts={kind: tuple(names) for kind, names in parts.items()},
+    )
 
 
 def app_sensors(board: BoardProfile, app: AppSpec) -> dict[str, SensorProfile]:
@@ -131,6 +143,14 @@ def app_sensors(board: BoardProfile, app: AppSpec) -> dict[str, SensorProfile]:
             f"the {app.name} app needs the sensor(s) {', '.join(missing)}, which board {board.id} does not have",
             f"render it for a board that has them ({', '.join(able) or 'none known'}), or choose another --app",
         )
+    for kind in app.requires_sensors:
+        part = board.sensors[kind].part
+        readable = app.supported_parts.get(kind)
+        if readable is not None and part not in readable:
+            raise InputError(
+                f"the {app.name} app reads the {kind} parts {', '.join(readable)}, but board {board.id} has a {part}",
+                f"choose a board with one of those parts, or add {part} to the app (firmware_templates/apps/{app.name})",
+            )
     return {kind: board.sensors[kind] for kind in app.requires_sensors}
 
 
