@@ -283,6 +283,8 @@ class DeviceLink:
         seq = self._next_seq()
         wire = protocol.encode_frame(Frame(int(msg_type), seq, payload))
         attempts = 1 + (self.retries if retries is None else retries)
+        # On a slow UART the bytes themselves take time: the request and the longest reply.
+        wait = (self.reply_timeout if timeout is None else timeout) + (len(wire) + protocol.MAX_ENCODED_BYTES + 2) * 10 / self.baudrate
         last: ProtocolError | None = None
         self.stats.requests += 1
         for attempt in range(attempts):
@@ -291,7 +293,7 @@ class DeviceLink:
                 log.debug("retrying %s (attempt %d): %s", msg_type.name, attempt + 1, last)
             self._write(wire)
             try:
-                return self._await_reply(msg_type, seq, self.reply_timeout if timeout is None else timeout)
+                return self._await_reply(msg_type, seq, wait)
             except DeviceErrorReply as exc:
                 if exc.status == Status.NEED_HANDSHAKE and msg_type != MessageType.HELLO:
                     raise _DeviceWasReset() from exc

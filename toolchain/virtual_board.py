@@ -235,6 +235,13 @@ class VirtualBoard:
 
     # ---- the device loop --------------------------------------------------------------------
     def _serve(self) -> None:
+        try:
+            self._serve_until_stopped()
+        except Exception:  # a bug in the board must show, not leave a silent dead port
+            log.exception("the virtual board stopped on an error")
+            raise
+
+    def _serve_until_stopped(self) -> None:
         while not self._stop.is_set():
             master = self._master
             if master is None:
