@@ -168,6 +168,8 @@ def test_not_a_project_and_unknown_board(tmp_path: Path, project: Path) -> None:
     with pytest.raises(InputError, match="cannot tell which board"):
         flash_project(bare)
     assert json.loads((project / MANIFEST_NAME).read_text())["board"] == "nano33ble_sense"
+    with pytest.raises(InputError, match="was rendered for nano33ble_sense, not nano_rp2040_connect"):
+        flash_project(project, board="nano_rp2040_connect")
 
 
 # What the tools print in each case (bossac, picotool, pyserial via PlatformIO, the compiler, PlatformIO's downloader).

@@ -214,15 +214,23 @@ def explain_failure(output: str, board: BoardProfile, project_dir: Path, port: s
 
 # ---- the stage ------------------------------------------------------------------------------
 def _project_board(project_dir: Path, board: BoardProfile | str | None) -> BoardProfile:
-    if isinstance(board, BoardProfile):
-        return board
-    if board:
-        return get_board(board)
-    manifest = project_dir / MANIFEST_NAME
+    """The board the project was rendered for (its manifest), or the one given, which must agree."""
+    rendered_for: str | None = None
     try:
-        return get_board(json.loads(manifest.read_text(encoding="utf-8"))["board"])
-    except (OSError, ValueError, KeyError) as exc:
-        raise InputError(f"cannot tell which board {project_dir} is for", "give --board ID, or render the project with `tinyml render`") from exc
+        rendered_for = str(json.loads((project_dir / MANIFEST_NAME).read_text(encoding="utf-8"))["board"])
+    except (OSError, ValueError, KeyError):
+        pass  # a project not rendered by tinyml: the caller must name the board
+    profile = board if isinstance(board, BoardProfile) else get_board(board) if board else None
+    if profile is None:
+        if rendered_for is None:
+            raise InputError(f"cannot tell which board {project_dir} is for", "give --board ID, or render the project with `tinyml render`")
+        return get_board(rendered_for)
+    if rendered_for is not None and rendered_for != profile.id:
+        raise InputError(
+            f"{project_dir} was rendered for {rendered_for}, not {profile.id}",
+            f"render it again with `tinyml render --board {profile.id} ...`, or leave out --board",
+        )
+    return profile
 
 
 def _check_platform(pio: PlatformIO, board: BoardProfile) -> None:
