@@ -239,7 +239,9 @@ def test_pipeline_quantize_render_virtual_board_validate(tmp_path: Path) -> None
     x = sample_inputs("dense", 48, seed=4)
     y = np.arange(48) % 4
     model_path = tmp_path / "model.tflite"
-    quantize_model(build_keras_model("dense"), Dataset(x), out=model_path)
+    keras_model = build_keras_model("dense")
+    keras_model.save(tmp_path / "float.keras")
+    quantize_model(keras_model, Dataset(x), out=model_path)
     labels = ["w", "x", "y", "z"]
     render_project("nano33ble", model_path, tmp_path / "firmware", labels=labels)
     src = tmp_path / "firmware" / "src"
@@ -249,6 +251,9 @@ def test_pipeline_quantize_render_virtual_board_validate(tmp_path: Path) -> None
     short_hash = read_model(model_path).short_hash
     assert f'"{short_hash}"' in (src / "model_data.h").read_text()
     with VirtualBoard(model_path, labels=labels, board="nano33ble", link=tmp_path / "port") as board:
-        report = validate_device(board.port, model_path, Dataset(x, y), report_dir=tmp_path / "report", min_agreement=0.9, link_options=FAST_LINK)
+        report = validate_device(
+            board.port, model_path, Dataset(x, y), report_dir=tmp_path / "report", min_agreement=0.9, float_model=tmp_path / "float.keras", link_options=FAST_LINK
+        )
     assert report.samples == 48 and report.device["board_id"] == "nano33ble" and report.class_names == labels
     assert report.device_vs_tflm.exact_match == 1.0
+    assert all(0.0 <= report.accuracy[key] <= 1.0 for key in ("host_float", "host_int8", "tflm", "device"))

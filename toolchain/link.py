@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from tinyml import protocol
-from tinyml.errors import DeviceError
+from tinyml.errors import DeviceError, InputError
 from tinyml.protocol import (
     ChecksumError,
     DeviceErrorReply,
@@ -82,6 +82,9 @@ def open_port(port: str, baudrate: int = DEFAULT_BAUDRATE):
     """A pyserial port for a device path or URL, or a DeviceError that says what to check."""
     import serial
 
+    if baudrate == 1200:
+        # Opening at 1200 bps is the "touch" that resets Arduino boards into their bootloader.
+        raise InputError("1200 baud resets an Arduino board into its bootloader", "use the firmware's baud rate, 115200 by default")
     try:
         handle = serial.serial_for_url(port, baudrate=baudrate, timeout=_READ_SLICE_S, write_timeout=2.0)
     except (serial.SerialException, OSError, ValueError) as exc:
