@@ -224,3 +224,28 @@ def test_error_replies_match_between_cpp_and_python(host_program: Path) -> None:
             port.close()
     finally:
         firmware.close()
+
+
+@pytest.mark.timeout(60)
+def test_cpp_server_resynchronises_after_garbage_and_broken_frames(host_program: Path) -> None:
+    from tinyml.link import open_port
+
+    firmware = HostFirmware(host_program, 256)
+    rng = np.random.default_rng(11)
+    try:
+        port = open_port(firmware.port)
+        try:
+            assert _exchange_serial(port, _hello(1)).type == MessageType.HELLO | protocol.RESPONSE_BIT
+            for round_index in range(30):
+                garbage = rng.integers(0, 256, int(rng.integers(1, 400)), dtype=np.uint8).tobytes()
+                broken = bytearray(protocol.encode_frame(Frame(MessageType.LABELS, 200, struct.pack("<H", 0))))
+                broken[int(rng.integers(1, len(broken) - 1))] ^= int(rng.integers(1, 256))
+                truncated = protocol.encode_frame(Frame(MessageType.INFO, 201))[: int(rng.integers(2, 8))]
+                port.write(garbage + bytes(broken) + truncated)
+                reply = _exchange_serial(port, Frame(MessageType.INFO, round_index + 2))
+                assert reply.type == MessageType.INFO | protocol.RESPONSE_BIT
+                assert protocol.unpack_info(reply.payload).model_hash == "0123456789abcdef"
+        finally:
+            port.close()
+    finally:
+        firmware.close()
