@@ -126,7 +126,7 @@ def bench(lab, numpy_front_end_us: float, cpp_us: float | None) -> list[list[str
     inspect = lab.deploy.stage("inspect").facts
     test = load_dataset(lab.out_dir / "test.npz")
     int8_bytes = (lab.out_dir / "deploy" / "model_int8.tflite").read_bytes()
-    float_bytes = float_tflite(lab.out_dir / "model_float.keras")
+    float_bytes = float_tflite(lab.out_dir / "model_float.h5")
     from tinyml.features.imu import quantize_input
     from tinyml.modelfile import read_model
 

@@ -55,7 +55,7 @@ def _check_lab(lab: LabResult, floor: float) -> None:
     assert report.device_vs_reference.exact_match == 1.0
     assert report.device_vs_reference.samples_exact == 1.0
     assert [s.status for s in lab.deploy.stages] == ["done"] * 5
-    for name in ("model_float.keras", "calibration.npz", "test.npz", "labels.txt", "deploy/model_int8.tflite", "deploy/firmware/platformio.ini"):
+    for name in ("model_float.h5", "calibration.npz", "test.npz", "labels.txt", "deploy/model_int8.tflite", "deploy/firmware/platformio.ini"):
         assert (lab.out_dir / name).exists(), name
 
 

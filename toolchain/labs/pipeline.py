@@ -2,7 +2,7 @@
 
 A lab's output folder holds what a student needs to repeat any step by hand:
 
-    model_float.keras         the trained float model (tf_keras)
+    model_float.h5            the trained float model (tf_keras, HDF5: loads in Keras 3 and tf_keras)
     calibration.npz           training samples for int8 calibration (x, y)
     test.npz                  held-out samples (x, y)
     labels.txt                one class name per line
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import logging
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,6 @@ from tinyml.files import atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger("tinyml.labs")
 
-LAB_FILES = ("model_float.keras", "calibration.npz", "test.npz", "labels.txt", "deploy", "speech_clips.npz")
 MARKER = ".tinyml-lab"
 DEPLOY_DIR = "deploy"
 
@@ -102,7 +102,10 @@ def deploy_lab_model(
     """Save the lab's files, then quantize, inspect, render, flash or virtual board, and validate."""
     from tinyml.deploy import deploy
 
-    model.save(out_dir / "model_float.keras")
+    with warnings.catch_warnings():
+        # HDF5 on purpose: both Keras 3 and tf_keras (TFMOT) load it; tf_keras calls it legacy.
+        warnings.simplefilter("ignore", UserWarning)
+        model.save(out_dir / "model_float.h5")
     save_dataset(out_dir / "calibration.npz", calibration)
     save_dataset(out_dir / "test.npz", test)
     atomic_write_text(out_dir / "labels.txt", "\n".join(labels) + "\n")
