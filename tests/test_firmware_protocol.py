@@ -48,7 +48,9 @@ def header_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def host_program(header_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     sources = [HOST_MAIN, COMMON / "protocol_server.cpp", COMMON / "framing.cpp"]
-    return compile_program(sources, [COMMON, header_dir], std="gnu++14", out_dir=tmp_path_factory.mktemp("host_fw"))
+    # Sanitizers turn any out-of-bounds access on garbage input into a crash the tests see.
+    sanitizers = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g")
+    return compile_program(sources, [COMMON, header_dir], std="gnu++14", flags=sanitizers, out_dir=tmp_path_factory.mktemp("host_fw"))
 
 
 class HostFirmware:
@@ -62,8 +64,10 @@ class HostFirmware:
         self.process = subprocess.Popen([str(program), str(rx_buffer)], stdin=self.master, stdout=self.master)
 
     def close(self) -> None:
+        crashed = self.process.poll()
         self.process.kill()
         self.process.wait(timeout=5)
+        assert crashed is None, f"the firmware exited with {crashed} during the test (a sanitizer report is above)"
         os.close(self.master)
         os.close(self.slave)
 
@@ -249,3 +253,25 @@ def test_cpp_server_resynchronises_after_garbage_and_broken_frames(host_program:
             port.close()
     finally:
         firmware.close()
+
+
+def test_silent_host_returns_the_device_to_human_mode() -> None:
+    """kBinaryIdleTimeoutMs, shown on the Python twin whose clock the test can move."""
+    now = [0]
+    spec_in = TensorSpec("int8", (1, INPUT_BYTES), 0.5, -3)
+    spec_out = TensorSpec("int8", (1, OUTPUT_BYTES), 0.25, 7)
+    info = DeviceInfo(1, "host-test", "host", "0123456789abcdef", 1234, 256, spec_in, spec_out, 3, ("zero", "one", "two"))
+    written: list[bytes] = []
+    device = EmulatedDevice(info, expected_output, written.append, clock_us=lambda: now[0])
+    device.receive(protocol.encode_frame(_hello(1)))
+    assert device.binary
+    now[0] += (protocol.BINARY_IDLE_TIMEOUT_MS - 1) * 1000
+    device.check_idle()
+    assert device.binary
+    now[0] += 2000
+    written.clear()
+    device.check_idle()
+    assert not device.binary and b"back in human mode" in b"".join(written)
+    written.clear()
+    device.receive(b"help\n")  # typed text works again at once
+    assert b"commands: help" in b"".join(written)
