@@ -187,3 +187,24 @@ def test_unknown_variant_is_one_clear_error(tmp_path: Path, capsys) -> None:
     code = main(["compare", str(tmp_path / "m.keras"), "--train", "t.npz", "--eval", "e.npz", "--variants", "ptq", "magic"])
     err = capsys.readouterr().err
     assert code == 2 and "unknown variant magic" in err and "choose from float, ptq" in err
+
+
+@pytest.mark.slow
+def test_cli_compare_prints_the_table_and_writes_the_report(tmp_path: Path, capsys) -> None:
+    import keras
+
+    from tinyml import main
+
+    train, test = _classification_data(128, 0), _classification_data(64, 1)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(4, activation="softmax")])
+    model.save(tmp_path / "m.keras")
+    np.savez(tmp_path / "train.npz", x=train.x, y=train.y)
+    np.savez(tmp_path / "test.npz", x=test.x, y=test.y)
+    arguments = ["compare", str(tmp_path / "m.keras"), "--train", str(tmp_path / "train.npz"), "--eval", str(tmp_path / "test.npz"), "--variants", "float", "ptq"]
+    assert main(arguments) == 0
+    out = capsys.readouterr().out
+    assert "float baseline" in out and "not smaller as a plain .tflite" in out
+    assert json.loads((tmp_path / "m_compare" / "compare.json").read_text())["settings"]["variants"] == ["float", "ptq"]
+    assert main(arguments) == 2  # the report is the user's now: no overwrite without --force
+    assert "already exists" in capsys.readouterr().err

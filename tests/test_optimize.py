@@ -139,6 +139,20 @@ def test_keras3_models_are_rebuilt_in_tf_keras_with_the_same_outputs() -> None:
     assert isinstance(rebuilt.get_layer(functional.layers[1].name).kernel_regularizer, tf_keras.regularizers.L2)
 
 
+def test_a_tf_keras_model_is_copied_so_fine_tuning_leaves_it_alone() -> None:
+    import tf_keras
+
+    from tinyml.tfkeras_rebuild import to_tf_keras
+
+    model = tf_keras.Sequential([tf_keras.Input((4,)), tf_keras.layers.Dense(3)])
+    before = [w.copy() for w in model.get_weights()]
+    copy = to_tf_keras(model)
+    assert copy is not model
+    copy.set_weights([np.zeros_like(w) for w in before])
+    for original, kept in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(original, kept)
+
+
 def test_qat_names_a_conv1d_layer_and_the_conv2d_rewrite() -> None:
     import keras
 

@@ -37,10 +37,16 @@ def tf_keras_module():
 
 
 def to_tf_keras(model: Any):
-    """The same model as a tf_keras model: returned as is if it already is one."""
+    """A fresh tf_keras copy of the model, with the same weights.
+
+    Always a copy: TFMOT wraps the layer objects it is given, so fine-tuning would otherwise
+    change the caller's trained model (and every later variant would start from it).
+    """
     tf_keras = tf_keras_module()
     if isinstance(model, tf_keras.Model):
-        return model
+        copy = tf_keras.models.clone_model(model)
+        copy.set_weights(model.get_weights())
+        return copy
     import keras
 
     if not isinstance(model, keras.Model):

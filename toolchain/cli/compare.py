@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     table = Table(title=f"Optimization variants, accuracy on {report.eval_samples} samples")
     for column in ("variant", "float acc", "int8 acc", ".tflite B", "gzip B", "TFLM LUT B", "sparsity", "unique/channel", "arena B", "TFLM µs (host)"):
-        table.add_column(column, justify="left" if column == "variant" else "right")
+        table.add_column(column, justify="left" if column == "variant" else "right", no_wrap=column == "variant")
     for row in report.rows:
         table.add_row(
             row.label,
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     console.print(table)
     console.print(report.note, soft_wrap=True, style="dim")
     for path in report.files:
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path}", soft_wrap=True)
     return 0
 
 
