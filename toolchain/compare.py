@@ -311,7 +311,7 @@ def _bar_chart(report: CompareReport) -> bytes:
         sizes.bar(positions + offset, [v / 1024 for v in values], width, label=name)
     sizes.set_ylabel("KiB")
     sizes.set_title("Model bytes per variant (a missing LUT bar: compression would not save bytes)")
-    sizes.legend(fontsize="small")
+    sizes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     float_acc = [100 * (r.float_accuracy or 0) for r in rows]
     int8_acc = [100 * (r.int8_accuracy or 0) for r in rows]
     accuracy.bar(positions - width / 2, float_acc, width, label="float (before int8)")
@@ -319,7 +319,10 @@ def _bar_chart(report: CompareReport) -> bytes:
     low = min([v for v in float_acc + int8_acc if v > 0], default=0.0)
     accuracy.set_ylim(max(0.0, low - 10.0), 100.0)
     accuracy.set_ylabel(f"accuracy % ({report.eval_samples} samples)")
-    accuracy.legend(fontsize="small")
+    float_row = next((r for r in report.rows if r.name == "float"), None)
+    if float_row is not None and float_row.float_accuracy is not None:
+        accuracy.axhline(100 * float_row.float_accuracy, color="grey", linestyle="--", linewidth=1, label="float baseline")
+    accuracy.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     accuracy.set_xticks(positions, labels, rotation=20, ha="right", fontsize="small")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
