@@ -119,12 +119,56 @@ def test_op_resolver_holds_exactly_the_models_ops(projects: dict[tuple[str, str]
     assert "AllOpsResolver" not in runner and "ErrorReporter" not in runner
 
 
-def test_main_fills_device_info_from_model_and_board(projects: dict[tuple[str, str], Path]) -> None:
+DEVICE_INFO_CC = r"""
+#include <stdio.h>
+#include "device_info.h"
+
+static void print_tensor(const tinyml::TensorInfo& t) {
+  printf("%u %u", static_cast<unsigned>(t.dtype), static_cast<unsigned>(t.dims));
+  for (int i = 0; i < 6; ++i) printf(" %d", static_cast<int>(t.shape[i]));
+  printf(" %.9g %d\n", static_cast<double>(t.scale), static_cast<int>(t.zero_point));
+}
+
+int main() {
+  const tinyml::DeviceInfo& info = tinyml::device_info();
+  printf("%s\n%s\n%s\n", info.firmware_version, info.board_id, info.model_hash);
+  print_tensor(info.input);
+  print_tensor(info.output);
+  printf("%u %u\n", static_cast<unsigned>(info.label_count), static_cast<unsigned>(info.rx_buffer_bytes));
+  for (unsigned i = 0; i < info.label_count; ++i) printf("%s\n", info.labels[i]);
+  return 0;
+}
+"""
+
+
+@pytest.mark.parametrize(("board_id", "kind"), [("nano_rp2040_connect", "conv1d"), ("nano33ble_sense", "depthwise")])
+def test_device_info_reports_the_model_and_board(projects: dict[tuple[str, str], Path], int8_models: dict[str, Path], tmp_path: Path, board_id: str, kind: str) -> None:
+    import numpy as np
+
+    from tinyml import __version__, protocol
+    from tinyml.modelfile import read_model
+
+    src = projects[(board_id, kind)] / "src"
+    program = tmp_path / "info.cc"
+    program.write_text(DEVICE_INFO_CC)
+    lines = compile_and_run([program, src / "model_data.cc"], [src], std=get_board(board_id).cpp_standard, out_dir=tmp_path).splitlines()
+    facts = read_model(int8_models[kind])
+    assert lines[:3] == [f"tinyml {__version__}", board_id, facts.short_hash]
+    for line, tensor in zip(lines[3:5], (facts.inputs[0], facts.outputs[0])):
+        fields = line.split()
+        assert int(fields[0]) == protocol.DTYPE_CODES[tensor.dtype]
+        assert int(fields[1]) == len(tensor.shape)
+        assert [int(v) for v in fields[2:8]] == list(tensor.shape) + [0] * (6 - len(tensor.shape))
+        assert np.float32(float(fields[8])) == np.float32(tensor.scale)
+        assert int(fields[9]) == tensor.zero_point
+    assert lines[5] == f"{len(LABELS)} {get_board(board_id).rx_buffer_bytes}"
+    assert lines[6:] == LABELS
+
+
+def test_main_serves_the_protocol_and_runs_the_app(projects: dict[tuple[str, str], Path]) -> None:
     main = (projects[("nano_rp2040_connect", "conv1d")] / "src" / "main.cpp").read_text()
-    assert '"nano_rp2040_connect",' in main
-    assert "{tinyml::kDtypeInt8, static_cast<uint8_t>(::model::kInputDims), {1, 32, 3, 0, 0, 0}," in main
-    assert "256,  // the board's serial receive buffer" in main
-    assert "server.poll();" in main and "app_loop(server, runner);" in main
+    assert "tinyml::ProtocolServer server(transport, runner, tinyml::device_info());" in main
+    assert "server.poll();" in main and "app_loop(server, runner);" in main and "runner.begin()" in main
     assert main.index("#include <TensorFlowLite.h>") < main.index('#include "tflm_model_runner.h"')
 
 
@@ -137,7 +181,7 @@ def test_rerender_regenerates_only_what_the_tool_owns(int8_models: dict[str, Pat
     (project / "src" / "my_sensor.cpp").write_text("// mine\n")
     (project / "user_flags.ini").write_text("[env:nano33ble]\n")
     second = render_project("nano33ble", int8_models["conv2d"], project)
-    assert set(second.written) == {"src/model_data.cc", "src/model_data.h", "src/tflm_model_runner.h", "src/main.cpp"}
+    assert set(second.written) == {"src/model_data.cc", "src/model_data.h", "src/tflm_model_runner.h", "src/main.cpp", "src/device_info.h"}
     assert (project / "src" / "my_sensor.cpp").read_text() == "// mine\n"
     assert (project / "user_flags.ini").is_file()
 
