@@ -193,7 +193,7 @@ class _Run:
 def _stage_quantize(run: _Run) -> dict[str, Any]:
     from tinyml.quantize import quantize_model
 
-    result = quantize_model(run.model, run.calibration, eval_data=run.eval_data, out=run.model_path, force=True)
+    result = quantize_model(run.model, run.calibration, eval_data=run.eval_data, out=run.model_path, force=True, progress=run.progress)
     return result.to_dict()
 
 
