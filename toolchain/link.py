@@ -212,7 +212,10 @@ class DeviceLink:
     def leave_binary(self) -> None:
         """Switch the firmware back to human mode and keep the port open (for `tinyml monitor`)."""
         if self._binary:
-            self._request(MessageType.HUMAN, b"", timeout=self.reply_timeout, retries=self.retries)
+            try:
+                self._request(MessageType.HUMAN, b"", timeout=self.reply_timeout, retries=self.retries)
+            except _PortLost:
+                self._reopen()  # the board reset, and a board starts in human mode
             self._binary = False
 
     @property
@@ -298,6 +301,9 @@ class DeviceLink:
             try:
                 return self._await_reply(msg_type, seq, wait)
             except DeviceErrorReply as exc:
+                if exc.status == Status.NEED_HANDSHAKE and msg_type == MessageType.HUMAN:
+                    # Already in human mode (the first reply was lost): what was asked is done.
+                    return Frame(int(MessageType.HUMAN) | protocol.RESPONSE_BIT, seq)
                 if exc.status == Status.NEED_HANDSHAKE and msg_type != MessageType.HELLO:
                     raise _DeviceWasReset() from exc
                 raise
@@ -379,7 +385,7 @@ class DeviceLink:
     def _recover(self) -> None:
         """After a reset: reconnect if the port went away, shake hands, check the model is the same."""
         self.stats.reconnects += 1
-        log.info("the board on %s reset; reconnecting", self.port)
+        log.info("the board on %s reset (or fell back to human mode); reconnecting", self.port)
         before = self._info
         for _ in range(INFER_RESTARTS + 1):
             try:

@@ -307,12 +307,10 @@ def validate_device(
     if directory is not None and (directory / SAMPLES_FILE).exists() and not (resume or force):
         raise InputError(f"{directory / SAMPLES_FILE} holds results of an earlier run", "pass --resume to continue it, or --force to start over")
 
-    log.info("loading the host reference and the TFLM runtime")
-    reference = ReferenceInterpreter(model_bytes)
-    tflm = TflmRunner(model_bytes)
     link = DeviceLink(port, **(link_options or {}))
     sample_log = None
     try:
+        # The board first: a wrong port or model fails in a second, before TensorFlow loads.
         link.open()
         info = link.info()
         if info.model_hash != facts.short_hash:
@@ -331,6 +329,11 @@ def validate_device(
         todo = [i for i in range(total) if i not in records]
         if resumed:
             log.info("resuming: %d of %d samples are done", resumed, total)
+        # Loading takes seconds; the board waits in human mode meanwhile, not timing out in binary.
+        link.leave_binary()
+        log.info("loading the host reference and the TFLM runtime")
+        reference = ReferenceInterpreter(model_bytes)
+        tflm = TflmRunner(model_bytes)
         if progress:
             progress(resumed, total)
         for done, index in enumerate(todo, start=resumed + 1):
