@@ -139,6 +139,18 @@ def test_keras3_models_are_rebuilt_in_tf_keras_with_the_same_outputs() -> None:
     assert isinstance(rebuilt.get_layer(functional.layers[1].name).kernel_regularizer, tf_keras.regularizers.L2)
 
 
+def test_more_clusters_than_a_kernel_has_weights_is_refused_before_training() -> None:
+    import keras
+
+    from tinyml.optimize import optimize_model
+
+    model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(24, activation="relu"), keras.layers.Dense(4, activation="softmax", name="head")])
+    with pytest.raises(InputError) as info:
+        optimize_model(model, _classification_data(64, 0), OptimizeSettings(clusters=256, epochs=1))
+    assert info.value.problem == "cluster count 256 is more than the 96 weights of layer 'head'"
+    assert info.value.fix == "give --cluster 96 or fewer"
+
+
 def test_a_tf_keras_model_is_copied_so_fine_tuning_leaves_it_alone() -> None:
     import tf_keras
 

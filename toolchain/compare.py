@@ -25,8 +25,8 @@ import numpy as np
 from tinyml.data import Dataset
 from tinyml.errors import InputError
 from tinyml.files import atomic_write_bytes, atomic_write_text, check_can_write
-from tinyml.optimize import CALIBRATION_SAMPLES, DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, OptimizeSettings, check_dataset, optimize_model
-from tinyml.tfkeras_rebuild import tf_keras_module
+from tinyml.optimize import CALIBRATION_SAMPLES, DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, OptimizeSettings, check_cluster_count, check_dataset, check_qat_layers, optimize_model
+from tinyml.tfkeras_rebuild import tf_keras_module, to_tf_keras
 from tinyml.weight_stats import gzip_size, kernel_stats, lut_compress, overall_sparsity
 
 log = logging.getLogger("tinyml.optimize")
@@ -218,6 +218,11 @@ def compare_variants(
             _settings_for(name, sparsity, clusters, epochs, batch_size).check()
     check_dataset(model, train, "training")
     check_dataset(model, eval_data, "evaluation")
+    # Said before the first variant trains, not after half of them did.
+    if any("cluster" in VARIANTS[v][0] for v in variants):
+        check_cluster_count(model, clusters)
+    if any("qat" in VARIANTS[v][0] for v in variants):
+        check_qat_layers(to_tf_keras(model))
     out_path = Path(out_dir) if out_dir is not None else None
     if out_path is not None:
         for name in (*REPORT_FILES, *(f"variants/{v}.tflite" for v in variants if v != "float")):

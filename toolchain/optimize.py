@@ -287,6 +287,16 @@ def _cluster(model: Any, settings: OptimizeSettings, preserve_sparsity: bool, fi
     return clustering.strip_clustering(wrapped)
 
 
+def check_cluster_count(model: Any, clusters: int) -> None:
+    """k-means++ cannot pick more centroids than a kernel has weights (TensorFlow fails deep inside)."""
+    smallest = min(float_kernels(model), key=lambda k: k.elements, default=None)
+    if smallest is not None and smallest.elements < clusters:
+        raise InputError(
+            f"cluster count {clusters} is more than the {smallest.elements} weights of layer '{smallest.layer}'",
+            f"give --cluster {smallest.elements} or fewer",
+        )
+
+
 def check_qat_layers(model: Any) -> None:
     """A ModelError naming every layer the default 8-bit QAT scheme cannot quantize, with the rewrite."""
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import default_8bit_quantize_registry
@@ -303,7 +313,6 @@ def check_qat_layers(model: Any) -> None:
 def _qat(model: Any, pruned: bool, clustered: bool, fit: Callable) -> Any:
     import tensorflow_model_optimization as tfmot
 
-    check_qat_layers(model)
     quantization = tfmot.quantization.keras
     combine = tfmot.experimental.combine
     if clustered:
@@ -358,6 +367,10 @@ def optimize_model(
     if val is not None:
         check_dataset(model, val, "validation")
     working = to_tf_keras(model)
+    if settings.clusters is not None:
+        check_cluster_count(working, settings.clusters)
+    if settings.qat:
+        check_qat_layers(working)
     x = train.x.astype(np.float32)
     from_logits = not _outputs_are_probabilities(working, x)
     validation = (val.x.astype(np.float32), val.y) if val is not None else None
