@@ -42,8 +42,6 @@ PRUNE_MASK_UPDATES = 10
 DEFAULT_LEARNING_RATES = {"prune": 1e-3, "cluster": 1e-4, "qat": 1e-4}
 DEFAULT_EPOCHS = 3
 DEFAULT_BATCH_SIZE = 32
-# Calibration samples handed to the quantize stage.
-CALIBRATION_SAMPLES = 500
 
 # The rewrite to suggest when QAT meets a layer the default 8-bit scheme does not know.
 QAT_REWRITES = {
@@ -394,7 +392,8 @@ def optimize_model(
         working = _qat(working, pruned="prune" in techniques, clustered="cluster" in techniques, fit=fit)
 
     kernels_float = float_kernels(working)
-    quantized = quantize_model(working, x[:CALIBRATION_SAMPLES], eval_data=val, out=out, force=force)
+    # All of the training data: the quantize stage takes evenly spaced samples from it.
+    quantized = quantize_model(working, x, eval_data=val, out=out, force=force)
     kernels = kernel_stats(quantized.tflite_bytes)
     log.info("%s: float sparsity %.1f%%, int8 sparsity %.1f%%", settings.name, 100 * (sum(k.zeros for k in kernels_float) / max(1, sum(k.elements for k in kernels_float))), 100 * overall_sparsity(kernels))
     return OptimizeResult(settings, working, quantized, kernels_float, kernels, history)

@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
         "the result goes through the same full-int8 quantize stage as `tinyml quantize`.",
     )
     parser.add_argument("model", metavar="MODEL", help="trained Keras model (.keras or .h5; Keras 3 or tf_keras)")
-    parser.add_argument("--train", required=True, metavar="DATA", help=".npz with x and y (class indices) to fine-tune on; its first 500 samples calibrate int8")
+    parser.add_argument("--train", required=True, metavar="DATA", help=".npz with x and y (class indices) to fine-tune on; it also calibrates int8")
     parser.add_argument("--val", metavar="DATA", help=".npz with x and y: float and int8 accuracy of the result")
     parser.add_argument("--prune", type=float, metavar="SPARSITY", help="magnitude pruning to this fraction of zero weights, in (0, 1), e.g. 0.5")
     parser.add_argument("--cluster", type=int, metavar="N", help="weight clustering to N centroids per kernel (2..256), e.g. 16")
