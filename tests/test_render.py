@@ -282,3 +282,19 @@ def test_app_that_cannot_read_the_boards_sensor_part_is_refused() -> None:
     assert app_sensors(get_board("nano33ble_sense_rev2"), app)["imu"].part == "BMI270_BMM150"
     with pytest.raises(InputError, match="reads the imu parts LSM9DS1, BMI270_BMM150, but board nano_rp2040_connect has a LSM6DSOX"):
         app_sensors(get_board("nano_rp2040_connect"), app)
+
+
+def test_interrupted_render_can_be_rendered_again(int8_models: dict[str, Path], tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    render_project("nano33ble", int8_models["dense"], project)
+
+    def interrupt(done: int, total: int) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        render_project("nano33ble", int8_models["conv2d"], project, progress=interrupt)
+    # Half the files are new, half old: still all the tool's own, so no --force is needed.
+    result = render_project("nano33ble", int8_models["conv2d"], project)
+    assert result.written and "src/model_data.cc" in result.written + result.unchanged
+    assert render_project("nano33ble", int8_models["conv2d"], project).written == ()

@@ -176,7 +176,8 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _read_manifest(project_dir: Path) -> dict[str, str]:
+def _read_manifest(project_dir: Path) -> dict[str, set[str]]:
+    """Generated file -> the digests it may have and still be ours (two while a render is under way)."""
     path = project_dir / MANIFEST_NAME
     if not path.is_file():
         return {}
@@ -184,9 +185,20 @@ def _read_manifest(project_dir: Path) -> dict[str, str]:
         files = json.loads(path.read_text(encoding="utf-8"))["files"]
         if not isinstance(files, dict):
             raise TypeError("files is not a mapping")
-        return {str(k): str(v) for k, v in files.items()}
+        return {str(k): {str(v)} if isinstance(v, str) else {str(d) for d in v} for k, v in files.items()}
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{path} is damaged ({exc})", "delete it and render again with --force") from exc
+
+
+def _write_manifest(project_dir: Path, board: BoardProfile, summary: Mapping[str, Any], files: Mapping[str, str | list[str]]) -> None:
+    manifest = {
+        "generator": f"tinyml {__version__}",
+        "board": board.id,
+        "app": summary["app"],
+        "model_hash": summary["model_hash"],
+        "files": dict(sorted(files.items())),
+    }
+    atomic_write_bytes(project_dir / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
 
 
 def generate_project_files(
@@ -294,16 +306,16 @@ def render_project(
         current = _sha256(path.read_bytes()) if path.is_file() else None
         if current == _sha256(data):
             unchanged.append(rel)
-        elif current is not None and owned.get(rel) == current:
+        elif current is not None and current in owned.get(rel, set()):
             to_write.append(rel)  # ours, as we left it: regenerate
         else:
             conflicts.append(rel)  # the user's file, or ours edited by the user
     stale = []
-    for rel, digest in owned.items():
+    for rel, digests in owned.items():
         if rel in files:
             continue
         path = project_dir / rel
-        if path.is_file() and _sha256(path.read_bytes()) != digest:
+        if path.is_file() and _sha256(path.read_bytes()) not in digests:
             conflicts.append(rel)  # ours once, since edited: the user decides
         elif path.is_file():
             stale.append(rel)
@@ -319,6 +331,12 @@ def render_project(
             if rel not in files:  # edited by the user and no longer generated: theirs now, left in place
                 log.warning("%s is no longer generated but was edited: left as it is", project_dir / rel)
 
+    # Interrupted half way, the project must still be ours to regenerate: while files are being
+    # written, the manifest accepts each file's old and new content.
+    new_digests = {rel: _sha256(data) for rel, data in files.items()}
+    during = {rel: sorted(owned.get(rel, set()) | {digest}) for rel, digest in new_digests.items()}
+    during.update({rel: sorted(owned[rel]) for rel in stale})
+    _write_manifest(project_dir, board, summary, during)
     total = len(to_write)
     for done, rel in enumerate(sorted(to_write), start=1):
         atomic_write_bytes(project_dir / rel, files[rel])
@@ -326,14 +344,7 @@ def render_project(
             progress(done, total)
     for rel in stale:
         (project_dir / rel).unlink()
-    manifest = {
-        "generator": f"tinyml {__version__}",
-        "board": board.id,
-        "app": summary["app"],
-        "model_hash": summary["model_hash"],
-        "files": {rel: _sha256(data) for rel, data in sorted(files.items())},
-    }
-    atomic_write_bytes(project_dir / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
+    _write_manifest(project_dir, board, summary, new_digests)
     log.info("rendered %s for %s: %d files written, %d unchanged", project_dir, board.id, len(to_write), len(unchanged))
     return RenderResult(
         project_dir=project_dir,
