@@ -477,8 +477,6 @@ def quantize_model(
         eval_set = _as_dataset(eval_data, "the evaluation data")
         eval_set = Dataset(_check_samples(eval_set.x, "the evaluation data", shape, 1), eval_set.y)
 
-    import tensorflow as tf  # noqa: F401 - loaded here so its start-up cost shows in this stage's log
-
     log.info("converting %s to full-integer int8 with %d calibration samples (input %s, batch 1)", float_model.name, len(x_cal), shape)
     with tempfile.TemporaryDirectory(prefix="tinyml-quantize-") as directory:
         float_model.export(directory, (1, *shape))
