@@ -7,10 +7,14 @@ deploy` prints (tinyml.cli.deploy), preceded by the lab's accuracy line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from tinyml.errors import TinyMLError
@@ -43,6 +47,31 @@ def _configure_logging(verbose: bool) -> None:
     logger.propagate = False
 
 
+@contextlib.contextmanager
+def native_stderr_to(path: Path) -> Iterator[None]:
+    """Send what C++ libraries write on fd 2 (TensorFlow's absl logs) to `path`; Python keeps the terminal.
+
+    TensorFlow's native start-up and converter messages ignore TF_CPP_MIN_LOG_LEVEL since it
+    moved to absl logging, and would bury the lab's own output. sys.stderr (the logs and the
+    progress bar) is re-pointed at a copy of the original terminal descriptor.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(target, 2)
+    os.close(target)
+    original = sys.stderr
+    sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=getattr(original, "encoding", None) or "utf-8", errors="replace")
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr.close()
+        sys.stderr = original
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def run_lab_command(args: argparse.Namespace, run: Callable[[Progress, StageListener], Any]) -> int:
     """Run a lab with a progress bar per stage; print the summary; return the exit code."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
@@ -68,8 +97,10 @@ def run_lab_command(args: argparse.Namespace, run: Callable[[Progress, StageList
 
     from tinyml.validate import ThresholdFailed
 
+    native_log = Path(tempfile.gettempdir()) / f"tinyml-lab-{os.getpid()}-native.log"
+    quiet = contextlib.nullcontext() if args.verbose else native_stderr_to(native_log)
     try:
-        with bar:
+        with quiet, bar:
             result = run(progress, on_stage)
     except ThresholdFailed as failed:
         from tinyml.cli.deploy import print_validation_summary
@@ -85,5 +116,10 @@ def run_lab_command(args: argparse.Namespace, run: Callable[[Progress, StageList
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BaseException:
+        if native_log.is_file():
+            print(f"TensorFlow's own log of this run: {native_log}", file=sys.stderr)
+        raise
+    native_log.unlink(missing_ok=True)
     print_lab_summary(result, stdout_console(), seconds=time.monotonic() - started)
     return 0
