@@ -32,37 +32,64 @@ def register(subparsers: Any, summary: str) -> None:
     parser.set_defaults(run=run)
 
 
+class StageBar:
+    """A transient rich progress bar for the stage running now, fed by on_stage() and progress()."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from tinyml.cli.console import stderr_console
+
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=stderr_console(), transient=True)
+        self._task: Any = None
+
+    def __enter__(self) -> StageBar:
+        self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._bar.__exit__(*exc_info)
+
+    def on_stage(self, stage: str, status: str) -> None:
+        if status == "start":
+            self._task = self._bar.add_task(stage, total=None)
+        elif self._task is not None and status in ("done", "failed"):
+            self._bar.remove_task(self._task)
+            self._task = None
+        if status == "failed":
+            self._bar.console.print(f"[bold red]{stage} failed[/bold red]: run the same command again to resume from here")
+
+    def progress(self, done: int, total: int) -> None:
+        if self._task is not None:
+            self._bar.update(self._task, completed=done, total=total)
+
+
 def run(args: argparse.Namespace) -> int:
-    from tinyml.cli.console import stderr_console, stdout_console
+    from tinyml.cli.console import stdout_console
     from tinyml.deploy import deploy
     from tinyml.validate import ThresholdFailed
 
-    console = stderr_console()
     started = time.monotonic()
-
-    def on_stage(stage: str, status: str) -> None:
-        if status == "start":
-            console.print(f"[bold]{stage}[/bold] ...")
-        elif status == "failed":
-            console.print(f"[bold red]{stage} failed[/bold red]: run the same command again to resume from here")
-
+    bar = StageBar()
     try:
-        result = deploy(
-            args.model,
-            board=args.board,
-            out=args.out,
-            calibration=args.calibration,
-            eval_data=args.eval_data,
-            labels=args.labels,
-            port=args.port,
-            app=args.app,
-            skip=args.skip,
-            resume=not args.restart,
-            force=args.force,
-            validate_limit=args.limit,
-            min_exact=args.min_exact,
-            on_stage=on_stage,
-        )
+        with bar:
+            result = deploy(
+                args.model,
+                board=args.board,
+                out=args.out,
+                calibration=args.calibration,
+                eval_data=args.eval_data,
+                labels=args.labels,
+                port=args.port,
+                app=args.app,
+                skip=args.skip,
+                resume=not args.restart,
+                force=args.force,
+                validate_limit=args.limit,
+                min_exact=args.min_exact,
+                progress=bar.progress,
+                on_stage=bar.on_stage,
+            )
     except ThresholdFailed as failed:
         print_validation_summary(failed.report, stdout_console())
         raise

@@ -74,26 +74,12 @@ def native_stderr_to(path: Path) -> Iterator[None]:
 
 def run_lab_command(args: argparse.Namespace, run: Callable[[Progress, StageListener], Any]) -> int:
     """Run a lab with a progress bar per stage; print the summary; return the exit code."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
-
-    from tinyml.cli.console import print_error, stderr_console, stdout_console
-    from tinyml.cli.deploy import print_lab_summary
+    from tinyml.cli.console import print_error, stdout_console
+    from tinyml.cli.deploy import StageBar, print_lab_summary
 
     _configure_logging(args.verbose)
     started = time.monotonic()
-    bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=stderr_console(), transient=True)
-    task: list[Any] = [None]
-
-    def on_stage(stage: str, status: str) -> None:
-        if status == "start":
-            task[0] = bar.add_task(stage, total=None)
-        elif task[0] is not None and status in ("done", "failed"):
-            bar.remove_task(task[0])
-            task[0] = None
-
-    def progress(done: int, total: int) -> None:
-        if task[0] is not None:
-            bar.update(task[0], completed=done, total=total)
+    bar = StageBar()
 
     from tinyml.validate import ThresholdFailed
 
@@ -101,7 +87,7 @@ def run_lab_command(args: argparse.Namespace, run: Callable[[Progress, StageList
     quiet = contextlib.nullcontext() if args.verbose else native_stderr_to(native_log)
     try:
         with quiet, bar:
-            result = run(progress, on_stage)
+            result = run(bar.progress, bar.on_stage)
     except ThresholdFailed as failed:
         from tinyml.cli.deploy import print_validation_summary
 
