@@ -190,3 +190,24 @@ def test_monitor_wakes_a_board_left_in_binary_mode(conv_model: Path, conv_arena:
                     break
     assert any(board.info.model_hash in line for line in lines)
     assert lines[-1].startswith("prediction: ") and all("\x00" not in line for line in lines)
+
+
+@pytest.mark.timeout(60)
+def test_monitor_follows_a_board_through_a_reset(conv_model: Path, conv_arena: int, tmp_path: Path) -> None:
+    from tinyml.monitor import Monitor
+
+    with VirtualBoard(conv_model, link=tmp_path / "port", arena_bytes=conv_arena) as board:
+        with Monitor(board.port) as monitor:
+            first = board.pty_path
+            board.reset()
+            deadline = time.monotonic() + 5
+            while board.pty_path == first and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert board.stats.resets == 1
+            monitor.command("help")  # to the new port, once it is back
+            lines = []
+            for line in monitor.lines(duration=8):
+                lines.append(line)
+                if line.startswith("commands:"):
+                    break
+    assert lines and lines[-1].startswith("commands: help")

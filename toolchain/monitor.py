@@ -7,12 +7,16 @@ so only lines a person should read come through.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 
 from tinyml import protocol
-from tinyml.link import DEFAULT_BAUDRATE, open_port
+from tinyml.link import DEFAULT_BAUDRATE, RECONNECT_TIMEOUT_S, open_port
+from tinyml.errors import DeviceError
 from tinyml.protocol import Frame, MessageType
+
+log = logging.getLogger("tinyml.monitor")
 
 
 class Monitor:
@@ -20,6 +24,7 @@ class Monitor:
 
     def __init__(self, port: str, baudrate: int = DEFAULT_BAUDRATE) -> None:
         self.port = port
+        self.baudrate = baudrate
         self._serial = open_port(port, baudrate)
         self._pending = bytearray()
         self._in_frame = False
@@ -39,14 +44,49 @@ class Monitor:
 
     def command(self, text: str) -> None:
         """Send one typed command (`help`, `info`, `run`)."""
-        self._serial.write(text.strip().encode("utf-8") + b"\n")
+        import serial
+
+        data = text.strip().encode("utf-8") + b"\n"
+        try:
+            self._serial.write(data)
+        except (serial.SerialException, OSError):
+            if not self._wait_for_port(time.monotonic() + RECONNECT_TIMEOUT_S):
+                raise DeviceError(f"{self.port} went away and did not come back", "check the cable and reset the board") from None
+            self._serial.write(data)
 
     def lines(self, duration: float | None = None) -> Iterator[str]:
         """The board's lines as they arrive, for `duration` seconds (None: until closed)."""
+        import serial
+
         deadline = None if duration is None else time.monotonic() + duration
         while deadline is None or time.monotonic() < deadline:
-            data = self._serial.read(max(1, self._serial.in_waiting))
+            try:
+                data = self._serial.read(max(1, self._serial.in_waiting))
+            except (serial.SerialException, OSError):
+                self._wait_for_port(deadline)
+                continue
             yield from self._split(data)
+
+    def _wait_for_port(self, deadline: float | None) -> bool:
+        """The board reset or the cable was pulled: wait for the port to come back."""
+        import serial
+
+        log.warning("lost %s; waiting for the board to come back", self.port)
+        try:
+            self._serial.close()
+        except (OSError, serial.SerialException):
+            log.debug("closing the lost port failed")
+        while deadline is None or time.monotonic() < deadline:
+            try:
+                self._serial = open_port(self.port, self.baudrate)
+            except DeviceError:
+                time.sleep(0.2)
+                continue
+            log.warning("%s is back", self.port)
+            self._in_frame = False
+            self._pending.clear()
+            return True
+        return False
 
     def _split(self, data: bytes) -> Iterator[str]:
         for byte in data:

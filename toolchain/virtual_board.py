@@ -9,7 +9,7 @@ and removes the symlink.
 Faults, for tests and demos (`Faults`): line noise and dropped bytes in both directions, a
 small UART receive buffer that overflows when the host sends more than it holds, a reset in
 mid-inference (the port goes away and comes back at the same symlink, the device starts in
-human mode), and slow inference.
+human mode), slow inference, and (to show validation failing) outputs off by one LSB.
 """
 
 from __future__ import annotations
@@ -185,6 +185,12 @@ class VirtualBoard:
             os.close(fd)
         self._wake_r, self._wake_w = -1, -1
 
+    def reset(self) -> None:
+        """Press the reset button: the port goes away and comes back, the device in human mode."""
+        self._pending_reset = True
+        if self._wake_w >= 0:
+            os.write(self._wake_w, b"r")
+
     def wait(self) -> None:
         """Block until stop() is called from another thread (the CLI waits here for Ctrl-C)."""
         while self._thread is not None and self._thread.is_alive():
@@ -250,6 +256,12 @@ class VirtualBoard:
                 ready, _, _ = select.select([master, self._wake_r], [], [], _POLL_S)
             except (OSError, ValueError):
                 return
+            if self._wake_r in ready:
+                os.read(self._wake_r, 64)
+            if self._pending_reset and not self._stop.is_set():
+                self._pending_reset = False
+                self._reset()
+                continue
             assert self._device is not None
             self._device.check_idle()
             if master not in ready:
