@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ccompile import ARM_CORTEX_M4, compile_objects, compile_program
+from ccompile import ARM_CORTEX_M0PLUS, ARM_CORTEX_M4, compile_objects, compile_program
 
 from tinyml import protocol
 from tinyml.emulated_device import EmulatedDevice
@@ -79,9 +79,10 @@ def firmware(request: pytest.FixtureRequest, host_program: Path):
     board.close()
 
 
-def test_protocol_sources_cross_compile_for_cortex_m4(header_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("cpu_flags", [ARM_CORTEX_M4, ARM_CORTEX_M0PLUS], ids=["cortex-m4", "cortex-m0plus"])
+def test_protocol_sources_cross_compile_for_the_boards(cpu_flags: tuple[str, ...], header_dir: Path, tmp_path: Path) -> None:
     sources = [COMMON / "protocol_server.cpp", COMMON / "framing.cpp"]
-    objects = compile_objects(sources, [COMMON, header_dir], std="gnu++14", flags=(*ARM_CORTEX_M4, "-fno-exceptions", "-fno-rtti"), out_dir=tmp_path)
+    objects = compile_objects(sources, [COMMON, header_dir], std="gnu++14", flags=(*cpu_flags, "-fno-exceptions", "-fno-rtti"), out_dir=tmp_path)
     assert all(obj.stat().st_size > 0 for obj in objects)
 
 
