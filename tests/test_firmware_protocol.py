@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_tool
 from ccompile import ARM_CORTEX_M0PLUS, ARM_CORTEX_M4, compile_objects, compile_program
 
 from tinyml import protocol
@@ -84,6 +85,15 @@ def test_protocol_sources_cross_compile_for_the_boards(cpu_flags: tuple[str, ...
     sources = [COMMON / "protocol_server.cpp", COMMON / "framing.cpp"]
     objects = compile_objects(sources, [COMMON, header_dir], std="gnu++14", flags=(*cpu_flags, "-fno-exceptions", "-fno-rtti"), out_dir=tmp_path)
     assert all(obj.stat().st_size > 0 for obj in objects)
+    # No heap in the firmware path: nothing calls malloc/new (or their frees) directly.
+    from tinyml.tools import run
+
+    nm = require_tool("arm-none-eabi-nm")
+    undefined = set()
+    for obj in objects:
+        undefined |= set(run([nm, "-u", str(obj)]).stdout.split())
+    heap = {"malloc", "calloc", "realloc", "free", "_Znwj", "_Znaj", "_ZdlPv", "_ZdaPv", "_ZdlPvj"}
+    assert not heap & undefined, heap & undefined
 
 
 @pytest.mark.timeout(60)
