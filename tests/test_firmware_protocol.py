@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_tool
 from ccompile import ARM_CORTEX_M0PLUS, ARM_CORTEX_M4, compile_objects, compile_program
+from conftest import require_tool
 
 from tinyml import protocol
 from tinyml.emulated_device import EmulatedDevice
