@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,12 @@ def test_changed_inputs_start_again(int8_models: dict[str, Path], tmp_path: Path
     seen.clear()
     deploy(int8_models["dense"], board=BOARD, out=out, skip=["validate"], labels=["w", "x", "y", "z"], on_stage=on_stage)
     assert ("render", "resumed") in seen
+    # A stage whose output was deleted runs again, and so does every stage after it.
+    shutil.rmtree(out / "firmware")
+    seen.clear()
+    deploy(int8_models["dense"], board=BOARD, out=out, skip=["validate"], labels=["w", "x", "y", "z"], on_stage=on_stage)
+    assert ("inspect", "resumed") in seen and ("render", "start") in seen and ("flash", "start") in seen
+    assert (out / "firmware" / "platformio.ini").is_file()
 
 
 def test_a_folder_of_someone_elses_files_is_not_touched(int8_models: dict[str, Path], tmp_path: Path) -> None:

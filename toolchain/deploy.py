@@ -381,7 +381,7 @@ def deploy(
             outcomes.append(StageOutcome(name, "skipped"))
             _notify(on_stage, name, "skipped")
             continue
-        earlier = state.done(name)
+        earlier = state.done(name) if _outputs_exist(name, run) else None
         if name == "flash" and earlier is not None:
             run.flashed_port = earlier.get("port") if earlier.get("port") != VIRTUAL_PORT else None
         # A resumed validation would report nothing new: validation always runs again.
@@ -406,6 +406,15 @@ def deploy(
         log.info("%s: done in %.1f s", name, seconds)
         _notify(on_stage, name, "done")
     return DeployResult(out_dir=out_dir, board=board, port=port, model_path=model_path, stages=outcomes, validation=run.validation)
+
+
+def _outputs_exist(stage: str, run: _Run) -> bool:
+    """A stage done earlier counts only while what it wrote is still there."""
+    if stage == "quantize":
+        return run.model_path.is_file()
+    if stage == "render":
+        return (run.out_dir / FIRMWARE_DIR / "platformio.ini").is_file()
+    return True
 
 
 def _notify(listener: StageListener | None, stage: str, status: str) -> None:
