@@ -24,8 +24,9 @@ system-deps:
 demo: setup
 	$(BIN)/python -m tinyml.labs.gesture --out runs/gesture
 
+# The venv's bin goes first on PATH so that tests find `tinyml` and `pio` as a user's shell would.
 test: setup system-deps
-	$(BIN)/python -m pytest
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
 
 bench: setup
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
