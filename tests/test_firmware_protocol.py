@@ -147,7 +147,7 @@ def test_cpp_server_human_mode_and_handshake_back(host_program: Path) -> None:
         assert "model 0123456789abcdef, arena 1234 bytes used" in text
         assert "input  int8 [1, 300] scale 0.500000 zero point -3" in text
         assert "labels: zero, one, two" in text
-        port.write(b"run\n")
+        port.write(b"run")  # the Serial Monitor set to "No line ending"
         text = _read_text(port, b"prediction:")
         assert "prediction: " in text and " us)" in text
         port.write(b"bogus\n")

@@ -88,7 +88,7 @@ def test_human_mode_for_the_serial_monitor(conv_model: Path, conv_arena: int, tm
             port.write(b"info\n")
             text = _read_until(port, b"labels:")
             assert "input  int8 [1, 12, 12, 1]" in text and "labels: up, down, left, right" in text
-            port.write(b"run\r\n")
+            port.write(b"run")  # the Serial Monitor set to "No line ending"
             assert "prediction: " in _read_until(port, b"prediction:")
         finally:
             port.close()

@@ -19,6 +19,7 @@ from tinyml import protocol
 from tinyml.protocol import DeviceInfo, Frame, MessageType, Status
 
 FIRMWARE_VERSION = "virtual-1"
+_COMMANDS = (b"help", b"info", b"run")
 
 
 @dataclass
@@ -79,6 +80,10 @@ class EmulatedDevice:
         self.check_idle()
         for byte in data:
             self._on_byte(byte)
+        # As poll(): a whole command sent without a line ending (Arduino Serial Monitor) counts.
+        if not self.binary and not self._in_frame and bytes(self._rx) in _COMMANDS:
+            self._on_line(self._rx.decode("ascii"))
+            self._rx.clear()
 
     def _on_byte(self, byte: int) -> None:
         if byte == protocol.DELIMITER:

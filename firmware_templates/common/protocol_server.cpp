@@ -121,13 +121,32 @@ void ProtocolServer::poll() {
     print_line("tinyml: back in human mode");
   }
   // Bounded, so that a host streaming bytes cannot starve the app's loop().
+  bool drained = false;
   for (size_t n = 0; n < kMaxEncodedBytes + 2; ++n) {
     const int c = transport_.read();
     if (c < 0) {
+      drained = true;
       break;
     }
     on_byte(static_cast<uint8_t>(c));
   }
+  // The Arduino Serial Monitor may send without a line ending: a whole command with nothing
+  // after it counts as typed.
+  if (drained && !binary_ && !in_frame_ && is_command()) {
+    on_line();
+    rx_len_ = 0;
+  }
+}
+
+bool ProtocolServer::is_command() const {
+  static const char* const kCommands[] = {"help", "info", "run"};
+  for (size_t i = 0; i < sizeof(kCommands) / sizeof(kCommands[0]); ++i) {
+    const size_t len = strlen(kCommands[i]);
+    if (rx_len_ == len && memcmp(rx_, kCommands[i], len) == 0) {
+      return true;
+    }
+  }
+  return false;
 }
 
 void ProtocolServer::print_line(const char* line) {

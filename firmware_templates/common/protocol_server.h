@@ -48,6 +48,7 @@ class ProtocolServer {
   void on_byte(uint8_t byte);
   void on_frame();
   void on_line();
+  bool is_command() const;
   void dispatch(uint8_t type, uint8_t seq, const uint8_t* payload, size_t len);
   void reply_hello(uint8_t seq, const uint8_t* payload, size_t len);
   void reply_info(uint8_t seq);
