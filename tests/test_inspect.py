@@ -142,6 +142,25 @@ def test_op_tflm_lacks_is_named_with_a_fix(gelu_model) -> None:
         check_fits(report)
 
 
+def test_op_whose_tflm_kernel_is_float_only(tmp_path: Path) -> None:
+    """TFLite quantizes LOG to int8; TFLM's LOG loads but rejects int8 when invoked."""
+    import keras
+    import numpy as np
+    from modelzoo import convert_int8
+
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Lambda(lambda z: keras.ops.log(keras.ops.abs(z) + 1.0))(keras.layers.Dense(8)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2)(hidden))
+    report = inspect_model(convert_int8(model, np.random.default_rng(0).uniform(-1, 1, (30, 8)).astype(np.float32)))
+    assert report.is_full_int8
+    assert report.unsupported_ops == ["LOG"]
+    assert "no int8 kernel" in report.unsupported[0].reason
+    assert not report.tflm_supported
+    assert "LOG" in report.tflm_error and "INT8" in report.tflm_error
+    with pytest.raises(ModelError, match="LOG"):
+        check_fits(report)
+
+
 def test_float_model_is_refused_for_firmware(tmp_path: Path) -> None:
     import keras
     import tensorflow as tf

@@ -17,7 +17,7 @@ from functools import cache
 
 import numpy as np
 
-from tinyml.errors import ModelError
+from tinyml.errors import InputError, ModelError
 from tinyml.modelfile import read_model
 
 log = logging.getLogger("tinyml.tflm")
@@ -103,18 +103,27 @@ def _allocates(model_bytes: bytes, arena_size: int) -> bool:
 
 
 def load_error(model_bytes: bytes) -> str | None:
-    """Why the TFLM runtime cannot load this model even with a huge arena, or None if it can.
+    """Why the TFLM runtime cannot load and run this model even with a huge arena, or None.
 
     Runs in a child process for the same reason as the probes; the runtime's own message
-    (for example an op it has no kernel for) is captured from its stderr.
+    (an op it has no kernel for, a kernel that rejects int8 only when invoked) is captured
+    from its stderr.
     """
     import subprocess
 
+    try:
+        specs = [(list(t.shape), t.dtype) for t in read_model(model_bytes).inputs]
+    except InputError as exc:
+        return exc.problem
     code = (
         "import sys\n"
+        "import numpy as np\n"
         "from tflite_micro import runtime\n"
         "data = sys.stdin.buffer.read()\n"
-        f"runtime.Interpreter.from_bytes(data, arena_size={MAX_ARENA_BYTES})\n"
+        f"interpreter = runtime.Interpreter.from_bytes(data, arena_size={MAX_ARENA_BYTES})\n"
+        f"for i, (shape, dtype) in enumerate({specs!r}):\n"
+        "    interpreter.set_input(np.zeros(shape, dtype=dtype), i)\n"
+        "interpreter.invoke()\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], input=model_bytes, capture_output=True, timeout=120)
     if proc.returncode == 0:
@@ -126,18 +135,20 @@ def load_error(model_bytes: bytes) -> str | None:
     own_lines = [line.strip() for line in own.splitlines() if line.strip()]
     trace_lines = [line.strip() for line in traceback.splitlines() if line.strip()]
     useful = own_lines[-2:] + trace_lines[-1:]
-    return " / ".join(useful) if useful else f"the runtime exited with code {proc.returncode}"
+    return " / ".join(useful).rstrip(".") if useful else f"the runtime exited with code {proc.returncode}"
 
 
 def measure_arena(model_bytes: bytes) -> int:
     """The smallest tensor arena, in bytes, with which the TFLM runtime allocates and invokes."""
     model_bytes = bytes(model_bytes)
     high = max(4096, len(model_bytes) // 4)
-    while not _allocates(model_bytes, high):
-        if high >= MAX_ARENA_BYTES:
+    if not _allocates(model_bytes, high):
+        # Before doubling towards the limit, ask once whether any arena works at all.
+        if not _allocates(model_bytes, MAX_ARENA_BYTES):
             reason = load_error(model_bytes) or "it did not allocate even in the largest arena tried"
             raise ModelError(f"the TFLM runtime cannot run this model: {reason}", "run `tinyml inspect` to see the ops, and replace the ones TFLM lacks")
-        high *= 2
+        while not _allocates(model_bytes, high):
+            high *= 2
     low = 0  # invariant: low fails (or is zero), high allocates
     while high - low > 1:
         mid = (low + high) // 2
