@@ -205,6 +205,8 @@ OPS: Mapping[str, OpInfo] = MappingProxyType({row.op: row for row in _rows()})
 _FIXES: Mapping[str, str] = MappingProxyType(
     {
         "GELU": "use activation='relu' instead of 'gelu'",
+        # TFLM has an int8 ELU kernel, but the TFLite converter keeps ELU in float.
+        "ELU": "use activation='relu' or 'leaky_relu' instead of 'elu' (the converter does not quantize ELU)",
         "TILE": "replace the tiling (keras.ops.tile / RepeatVector) with a Reshape or broadcasting arithmetic",
         "TOPK_V2": "take the arg-max on the host, or use ARG_MAX",
         "LSTM": "use a Keras LSTM with unroll=False so the converter emits UNIDIRECTIONAL_SEQUENCE_LSTM, or a Conv1D model",
