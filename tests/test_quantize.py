@@ -276,3 +276,14 @@ def test_api_rejects_non_models_and_unlabelled_nan() -> None:
     calibration[3, 2] = np.nan
     with pytest.raises(InputError, match="NaN"):
         quantize_model(model, calibration)
+
+
+def test_quantize_input_rounds_half_away_from_zero_and_saturates() -> None:
+    from tinyml.modelfile import TensorFacts
+
+    tensor = TensorFacts(index=0, name="x", shape=(1, 6), dtype="int8", scales=(0.5,), zero_points=(3,))
+    # 0.25 / 0.5 = +0.5 -> 1 and -0.5 -> -1 (std::round), then + zero point 3; beyond the range: clipped.
+    q = quantize_input(np.array([0.25, -0.25, 0.75, -0.75, 100.0, -100.0]), tensor)
+    assert q.dtype == np.int8
+    assert q.tolist() == [4, 2, 5, 1, 127, -128]
+    assert dequantize_output(q[:2], tensor).tolist() == [0.5, -0.5]

@@ -108,8 +108,13 @@ class QuantizeResult:
 
 
 def quantize_input(x: np.ndarray, tensor: TensorFacts) -> np.ndarray:
-    """Float samples to the int8 values the model's input tensor expects (round half away, clip)."""
-    q = np.round(np.asarray(x, dtype=np.float64) / tensor.scale) + tensor.zero_point
+    """Float samples to the int8 values the model's input tensor expects.
+
+    Rounds half away from zero, as TFLite's QUANTIZE kernel (std::round) does; numpy's
+    np.round would round half to even and differ on exact ties.
+    """
+    scaled = np.asarray(x, dtype=np.float64) / tensor.scale
+    q = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5) + tensor.zero_point
     return np.clip(q, -128, 127).astype(np.int8)
 
 
