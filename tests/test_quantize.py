@@ -127,6 +127,20 @@ def test_tflm_matches_reference_on_realistic_inputs(quantized, kind: str) -> Non
     assert diffs.max() <= 1
 
 
+@pytest.mark.parametrize("kind", list(INPUT_SHAPES))
+def test_quantized_model_passes_inspect_for_the_board(quantized, kind: str) -> None:
+    """quantize, then inspect: what render will ask before it writes firmware."""
+    from tinyml.boards import get_board
+    from tinyml.inspect import check_fits, inspect_model
+
+    _, result = quantized[kind]
+    report = inspect_model(result.out, board=get_board("nano33ble_sense"))
+    assert report.tflm_supported and report.unsupported_ops == []
+    assert report.is_full_int8 and report.macs > 0
+    assert report.arena_bytes > 0 and report.fit.fits
+    check_fits(report)
+
+
 def test_accepts_legacy_h5_savedmodel_and_live_tf_keras(quantized, tmp_path: Path) -> None:
     """.keras files go through the CLI test; here the other sources the issue names."""
     import tf_keras
