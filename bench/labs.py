@@ -165,27 +165,31 @@ def main(argv: list[str] | None = None) -> int:
     from tinyml.features.logmel import LogMelSpec
     from tinyml.labs.gesture import run_gesture_lab
     from tinyml.labs.keyword_spotting import run_kws_lab
+    from tinyml.labs.console import native_stderr_to
     from tinyml.labs.speech import SpeechSettings
 
     out = Path(args.out or tempfile.mkdtemp(prefix="tinyml-bench-labs-"))
     imu = ImuWindowSpec(stride_samples=50) if args.quick else ImuWindowSpec()
-    gesture = run_gesture_lab(out / "gesture", spec=imu, force=True, validate_limit=200, **({"epochs": 8} if args.quick else {}))
-    kws = run_kws_lab(out / "kws", force=True, **({"epochs": 25, "settings": SpeechSettings(speakers=16)} if args.quick else {}))
+    out.mkdir(parents=True, exist_ok=True)
+    with native_stderr_to(out / "tensorflow.log"):  # TensorFlow's absl chatter, not the table
+        gesture = run_gesture_lab(out / "gesture", spec=imu, force=True, validate_limit=200, **({"epochs": 8} if args.quick else {}))
+        kws = run_kws_lab(out / "kws", force=True, **({"epochs": 25, "settings": SpeechSettings(speakers=16)} if args.quick else {}))
 
-    recording = np.random.default_rng(0).normal(size=(imu.window_samples * 50, 6)).astype(np.float32)
-    imu_numpy = per_call_us(lambda: imu.windows(recording), 20) / len(imu.window_starts(recording.shape[0]))
-    imu_cpp = cpp_front_end_us("gesture", {"imu": imu.template_context()}, IMU_TIMER, ("imu_window.cpp",))
-    logmel = LogMelSpec()
-    clip = (np.random.default_rng(1).normal(0, 3000, logmel.clip_samples)).astype(np.int16)
-    logmel_numpy = per_call_us(lambda: logmel.features(clip), 50)
-    logmel_cpp = cpp_front_end_us("kws", {"logmel": logmel.template_context()}, LOGMEL_TIMER, ("logmel.cpp", "logmel_tables.cpp"))
+        recording = np.random.default_rng(0).normal(size=(imu.window_samples * 50, 6)).astype(np.float32)
+        imu_numpy = per_call_us(lambda: imu.windows(recording), 20) / len(imu.window_starts(recording.shape[0]))
+        imu_cpp = cpp_front_end_us("gesture", {"imu": imu.template_context()}, IMU_TIMER, ("imu_window.cpp",))
+        logmel = LogMelSpec()
+        clip = (np.random.default_rng(1).normal(0, 3000, logmel.clip_samples)).astype(np.int16)
+        logmel_numpy = per_call_us(lambda: logmel.features(clip), 50)
+        logmel_cpp = cpp_front_end_us("kws", {"logmel": logmel.template_context()}, LOGMEL_TIMER, ("logmel.cpp", "logmel_tables.cpp"))
+        rows = bench(gesture, imu_numpy, imu_cpp) + bench(kws, logmel_numpy, logmel_cpp)
 
     table = Table(title="labs: float vs int8; latency: TFLM on this host (the virtual board); front end: per model input")
     for column in ("lab", "model", "accuracy", "model B", "arena B", "MACs", "latency us", "numpy front us", "C++ front us"):
         table.add_column(column, justify="left" if column in ("lab", "model") else "right")
-    for row in bench(gesture, imu_numpy, imu_cpp) + bench(kws, logmel_numpy, logmel_cpp):
+    for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    Console(width=140).print(table)
     print(f"lab outputs in {out}")
     return 0
 

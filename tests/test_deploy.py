@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tinyml.data import Dataset
-from tinyml.deploy import STATE_FILE, c_string, deploy
+from tinyml.deploy import STATE_FILE, deploy
 from tinyml.errors import InputError, TinyMLError
 
 BOARD = "nano33ble_sense"
@@ -88,6 +88,8 @@ def test_bad_requests_are_input_errors(int8_models: dict[str, Path], tmp_path: P
         deploy(tmp_path / "model.keras", board=BOARD, out=tmp_path / "b", skip=["quantize"])
     with pytest.raises(InputError, match="calibration"):
         deploy(tmp_path / "model.keras", board=BOARD, out=tmp_path / "c")
+    with pytest.raises(InputError, match="--labels"):
+        deploy(int8_models["dense"], board=BOARD, out=tmp_path / "d", app="gesture", skip=["validate"])
 
 
 def test_validation_without_data_says_what_to_pass(int8_models: dict[str, Path], tmp_path: Path) -> None:
@@ -120,8 +122,3 @@ def test_cli_deploy_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pyt
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and err[0].startswith("error:")
-
-
-def test_labels_become_safe_c_strings() -> None:
-    assert c_string('say "hi"\\') == '"say \\"hi\\"\\\\"'
-    assert c_string("é?") == '"\\303\\251\\077"'

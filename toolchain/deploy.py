@@ -120,20 +120,6 @@ def _is_tflite(model: Any) -> bool:
     return isinstance(model, (str, Path)) and Path(model).suffix.lower() == ".tflite"
 
 
-def c_string(text: str) -> str:
-    """A C string literal for a label: escaped, so any UTF-8 label is safe in generated code."""
-    out = []
-    for byte in text.encode("utf-8"):
-        ch = chr(byte)
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif 32 <= byte < 127 and ch != "?":  # '?' escaped: no trigraphs
-            out.append(ch)
-        else:
-            out.append(f"\\{byte:03o}")
-    return '"' + "".join(out) + '"'
-
-
 class _State:
     """The state file: which stages a run with these inputs has finished, and their facts."""
 
@@ -217,7 +203,7 @@ def _stage_inspect(run: _Run) -> dict[str, Any]:
 
 
 def _model_app_context(run: _Run) -> dict[str, Any]:
-    """What every lab app may need about the model: input quantization and C label literals."""
+    """What every lab app may need about the model: its input quantization, as exact C literals."""
     from tinyml.features.imu import c_float
     from tinyml.labs.apps import default_app_context
     from tinyml.modelfile import read_model
@@ -226,8 +212,6 @@ def _model_app_context(run: _Run) -> dict[str, Any]:
     return {
         **default_app_context(run.app),
         "input": {"scale": c_float(tensor.scale), "zero_point": tensor.zero_point},
-        "labels": list(run.labels or []),
-        "c_labels": [c_string(label) for label in run.labels or []],
         **run.app_context,
     }
 
@@ -325,6 +309,7 @@ def deploy(
     with the same inputs to resume from that stage.
     """
     from tinyml.boards import get_board
+    from tinyml.labs.apps import APPS_NEEDING_LABELS
 
     unknown = sorted(set(skip) - set(STAGES))
     if unknown:
@@ -333,6 +318,8 @@ def deploy(
     if isinstance(model, (str, Path)) and not Path(model).exists():
         raise InputError(f"model {model} does not exist", "give a Keras model file (.keras, .h5), a SavedModel folder or an int8 .tflite")
     skip = set(skip)
+    if app in APPS_NEEDING_LABELS and not labels:
+        raise InputError(f"the {app} app prints class names", "pass --labels FILE (one class name per line, in the model's output order)")
     out_dir = Path(out)
     if _is_tflite(model):
         skip.add("quantize")

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# The apps that print predictions by name on the board.
+APPS_NEEDING_LABELS = frozenset({"gesture", "kws"})
+
 
 def default_app_context(app: str) -> dict[str, Any]:
     """What the app's templates need beyond the model and labels; {} for apps without features."""
