@@ -159,6 +159,7 @@ def test_cli_exit_code_gates_on_thresholds(dense: Path, dense_arena: int, dense_
         assert tinyml.main([*args, "--port", board.port, "--force", "--min-agreement", "0.5"]) == 0
     report = json.loads((report_dir / "report.json").read_text())
     assert report["device_vs_tflm"]["max_abs_lsb"] == 1 and report["device_vs_tflm"]["exact_match"] < 1.0
+    assert "differ from the reference</h2><p>4 of 12 samples" in (report_dir / "report.html").read_text()  # every 3rd is skewed
 
 
 def _tcp_bridge(port_path: str) -> tuple[str, threading.Event]:

@@ -100,6 +100,33 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value:.2%}"
 
 
+MAX_MISMATCH_ROWS = 20
+
+
+def _mismatch_table(records: list[dict]) -> str:
+    """The first samples where the device differs from the TFLite reference, to start debugging."""
+    rows = []
+    count = 0
+    for record in records:
+        diff = [abs(d - r) for d, r in zip(record["device"], record["reference"])]
+        if not any(diff):
+            continue
+        count += 1
+        if len(rows) < MAX_MISMATCH_ROWS:
+            where = [i for i, value in enumerate(diff) if value]
+            rows.append(
+                f"<tr><td>{record['index']}</td><td>{'' if record.get('label') is None else record['label']}</td>"
+                f"<td>{max(diff)}</td><td>{html.escape(', '.join(map(str, where[:12])))}{' …' if len(where) > 12 else ''}</td></tr>"
+            )
+    if not count:
+        return "<h2>Samples that differ from the reference</h2><p>None: every output element of every sample is equal.</p>"
+    shown = f" (the first {len(rows)})" if count > len(rows) else ""
+    return (
+        f"<h2>Samples that differ from the reference</h2><p>{count} of {len(records)} samples{shown}; the rows of samples.jsonl hold the tensors.</p>"
+        "<table><tr><th>sample</th><th>label</th><th>max |Δ| LSB</th><th>elements that differ</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
 def render_html(report: ValidationReport, records: list[dict]) -> str:
     comparisons = [("device vs TFLite reference", report.device_vs_reference), ("device vs TFLM runtime", report.device_vs_tflm), ("TFLM vs TFLite reference", report.tflm_vs_reference)]
     metric_rows = []
@@ -132,6 +159,7 @@ def render_html(report: ValidationReport, records: list[dict]) -> str:
         plots.append(("Confusion matrix", confusion_png(report.confusion, report.class_names)))
     plots.append(("Latency", latency_png([r["latency_us"] for r in records])))
     plots.append(("Per-output error", per_output_png(report.device_vs_reference.per_output_mean_abs_lsb, report.device_vs_tflm.per_output_mean_abs_lsb, report.class_names)))
+    mismatches = _mismatch_table(records)
     images = "\n".join(f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" src="data:image/png;base64,{data}">' for title, data in plots)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>tinyml validation {html.escape(report.model_hash)}</title>
@@ -147,6 +175,7 @@ th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; }}
 <table><tr><th></th><th>exact match (elements)</th><th>exact samples</th><th>max |Δ| LSB</th><th>MAE</th><th>RMSE</th><th>relative L2</th><th>cosine</th><th>top-1 agreement</th></tr>
 {''.join(metric_rows)}</table>
 {accuracy}
+{mismatches}
 {images}
 </body></html>
 """
