@@ -19,6 +19,9 @@ from tinyml.protocol import (
     TensorSpec,
 )
 
+# A decoder that hangs fails here instead of stalling the suite.
+pytestmark = pytest.mark.timeout(120)
+
 payloads = st.binary(max_size=protocol.MAX_PAYLOAD_BYTES)
 frames = st.builds(Frame, type=st.integers(0, 255), seq=st.integers(0, 255), payload=payloads)
 fast = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
