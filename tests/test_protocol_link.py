@@ -134,3 +134,17 @@ def test_late_replies_to_earlier_requests_are_ignored() -> None:
             assert link.stats.retries == 0
     finally:
         device.close()
+
+
+@pytest.mark.board
+@pytest.mark.timeout(60)
+def test_real_board_answers_info_and_infers(board_port: str, board_id: str | None) -> None:
+    """With a kit on --port running firmware from `tinyml render`/`tinyml flash`."""
+    with DeviceLink(board_port) as link:
+        info = link.info()
+        assert info.protocol_version == protocol.PROTOCOL_VERSION and len(info.model_hash) == 16
+        if board_id:
+            assert info.board_id == board_id
+        output, latency_us = link.infer(bytes(info.input.byte_size))
+        assert len(output) == info.output.byte_size and latency_us > 0
+        assert link.stats.retries == 0
