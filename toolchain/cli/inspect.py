@@ -48,6 +48,7 @@ def _kib(n: int) -> str:
 
 
 def _render(report) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from tinyml import ops
@@ -56,10 +57,10 @@ def _render(report) -> None:
 
     console = stdout_console()
     facts = report.facts
-    console.print(f"[bold]{report.source}[/bold]  model id {facts.short_hash}  {facts.size_bytes} bytes  schema v{facts.schema_version}")
+    console.print(f"[bold]{escape(report.source)}[/bold]  model id {facts.short_hash}  {facts.size_bytes} bytes  schema v{facts.schema_version}")
     for kind, tensors in (("input", facts.inputs), ("output", facts.outputs)):
         for t in tensors:
-            quant = f"scale {t.scale:.6g}, zero point {t.zero_point}" if t.scales else "not quantized"
+            quant = f"scale {t.scale:.6g}, zp {t.zero_point}" if t.scales else "not quantized"
             console.print(f"  {kind:<6} {t.dtype} {list(t.shape)}  {quant}")
     console.print(
         f"  {len(facts.operators)} operators, {len(facts.tensors)} tensors, {report.parameter_count:,} parameters, "
@@ -77,6 +78,7 @@ def _render(report) -> None:
         method = ops.OPS[op].resolver_method if op in ops.OPS else "-"
         table.add_row(op, str(count), "[red]no[/red]" if problem else "yes", method)
     console.print(table)
+    console.print(_tensor_table(facts))
     for u in report.unsupported:
         console.print(f"  [red]{u.op}[/red]: {u.reason}. Change: {u.fix}", soft_wrap=True)
 
@@ -104,3 +106,27 @@ def _render(report) -> None:
             f"arena {_kib(fit.arena_ram_bytes)} + runtime ~{_kib(fit.runtime_ram_bytes)}",
             soft_wrap=True,
         )
+
+
+def _tensor_table(facts):
+    from rich.table import Table
+
+    inputs = {t.index for t in facts.inputs}
+    outputs = {t.index for t in facts.outputs}
+    table = Table(title="tensors", title_justify="left")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("name", overflow="ellipsis", no_wrap=True, max_width=24)
+    table.add_column("shape", no_wrap=True)
+    table.add_column("type", no_wrap=True)
+    table.add_column("scale, zero point", no_wrap=True)
+    for t in facts.tensors:
+        kind = "input" if t.index in inputs else "output" if t.index in outputs else "constant" if t.is_constant else "activation"
+        if len(t.scales) > 1:
+            quant = f"{len(t.scales)} per channel"
+        elif t.scales:
+            quant = f"{t.scale:.4g}, {t.zero_point}"
+        else:
+            quant = "-"
+        table.add_row(str(t.index), kind, t.name, str(list(t.shape)), t.dtype, quant)
+    return table
