@@ -157,3 +157,26 @@ def test_kws_top1_on_c_features_equals_top1_on_numpy_features(kws_lab: LabResult
         c_input = np.fromfile(tmp_path / "in.bin", dtype=np.int8)
         numpy_input = quantize_input(spec.features(clip), tensor.scale, tensor.zero_point).reshape(-1)
         assert np.argmax(reference.invoke(c_input)) == np.argmax(reference.invoke(numpy_input))
+
+
+def test_a_lab_does_not_write_into_someone_elses_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tinyml.labs.gesture import main
+
+    (tmp_path / "thesis.tex").write_text("mine")
+    assert main(["--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "did not write" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis.tex"]
+
+
+def test_native_library_output_goes_to_the_log_not_the_terminal(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    from tinyml.labs.console import native_stderr_to
+
+    log = tmp_path / "native.log"
+    with native_stderr_to(log):
+        os.write(2, b"I0000 absl chatter\n")
+        print("for the user", file=sys.stderr)
+    assert log.read_bytes() == b"I0000 absl chatter\n"
