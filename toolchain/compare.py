@@ -27,7 +27,7 @@ from tinyml.errors import InputError
 from tinyml.files import atomic_write_bytes, atomic_write_text, check_can_write
 from tinyml.optimize import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, OptimizeSettings, check_cluster_count, check_dataset, check_qat_layers, optimize_model
 from tinyml.tfkeras_rebuild import tf_keras_module, to_tf_keras
-from tinyml.weight_stats import gzip_size, kernel_stats, lut_compress, overall_sparsity
+from tinyml.weight_stats import gzip_size, kernel_bytes, kernel_stats, lut_compress, overall_sparsity
 
 log = logging.getLogger("tinyml.optimize")
 
@@ -72,6 +72,7 @@ class VariantRow:
     int8_accuracy: float | None
     tflite_bytes: int
     gzip_bytes: int | None
+    kernel_gzip_bytes: int | None  # the int8 kernels alone, gzipped: where pruning and clustering act
     lut_bytes: int | None  # TFLM LUT-compressed model, None when compression does not save bytes
     lut_note: str
     lut_arena_bytes: int | None
@@ -104,7 +105,7 @@ class CompareReport:
         return {"settings": self.settings, "eval_samples": self.eval_samples, "note": self.note, "rows": [r.to_dict() for r in self.rows]}
 
     def to_markdown(self) -> str:
-        header = ["variant", "float acc", "int8 acc", ".tflite B", "gzip B", "TFLM LUT B", "sparsity", "unique/channel per kernel", "arena B", "TFLM µs (host)"]
+        header = ["variant", "float acc", "int8 acc", ".tflite B", "gzip B", "kernels gzip B", "TFLM LUT B", "sparsity", "unique/channel per kernel", "arena B", "TFLM µs (host)"]
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for r in self.rows:
             cells = [
@@ -113,6 +114,7 @@ class CompareReport:
                 _percent(r.int8_accuracy),
                 str(r.tflite_bytes),
                 _number(r.gzip_bytes),
+                _number(r.kernel_gzip_bytes),
                 _number(r.lut_bytes),
                 _percent(r.sparsity),
                 " / ".join(str(v) for v in r.unique_per_layer.values()) or "–",
@@ -239,7 +241,7 @@ def compare_variants(
             if ptq is None:
                 ptq = quantize_model(model, calibration, eval_data=eval_data)
             if name == "float":
-                rows.append(VariantRow(name, label, ptq.float_accuracy, None, ptq.float_size_bytes, None, None, "the firmware runs int8 models only", None, None))
+                rows.append(VariantRow(name, label, ptq.float_accuracy, None, ptq.float_size_bytes, None, None, None, "the firmware runs int8 models only", None, None))
                 if progress is not None:
                     progress(done + 1, len(variants))
                 continue
@@ -265,6 +267,7 @@ def compare_variants(
                 int8_accuracy=quantized.int8_accuracy,
                 tflite_bytes=len(model_bytes),
                 gzip_bytes=gzip_size(model_bytes),
+                kernel_gzip_bytes=gzip_size(kernel_bytes(model_bytes, stats)),
                 lut_bytes=lut_bytes,
                 lut_note=lut_note,
                 lut_arena_bytes=lut_arena,

@@ -323,8 +323,26 @@ def _qat(model: Any, pruned: bool, clustered: bool, fit: Callable) -> Any:
         qat_model = quantization.quantize_apply(quantization.quantize_annotate_model(model), scheme)
     except (RuntimeError, ValueError) as exc:
         raise ModelError(f"TFMOT cannot apply quantization-aware training: {str(exc).splitlines()[0]}", QAT_GENERIC_REWRITE) from exc
-    fit(qat_model, "qat", [])
+    tf_logger = logging.getLogger("tensorflow")
+    quiet = _DropMessage("Gradients do not exist for variables")
+    if clustered:
+        # Cluster-preserving QAT trains the centroids, not the kernels it rebuilds from them, so
+        # TensorFlow warns at every step that the kernels get no gradient. That is the design.
+        tf_logger.addFilter(quiet)
+    try:
+        fit(qat_model, "qat", [])
+    finally:
+        tf_logger.removeFilter(quiet)
     return qat_model
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(self.prefix)
 
 
 def float_kernels(model: Any) -> list[FloatKernel]:

@@ -89,6 +89,15 @@ def kernel_stats(model_bytes: bytes) -> list[KernelStats]:
     return stats
 
 
+def kernel_bytes(model_bytes: bytes, stats: list[KernelStats] | None = None) -> bytes:
+    """The int8 kernels' raw bytes, concatenated: the part of a model pruning and clustering act on."""
+    from tflite_micro.tensorflow.lite.micro.compression import model_editor
+
+    stats = kernel_stats(model_bytes) if stats is None else stats
+    graph = model_editor.read(bytes(model_bytes)).subgraphs[0]
+    return b"".join(np.asarray(graph.tensors[s.tensor].array, dtype=np.int8).tobytes() for s in stats)
+
+
 def overall_sparsity(stats: list[KernelStats]) -> float:
     """Zeros over all kernel weights: the fraction pruning removed."""
     elements = sum(s.elements for s in stats)

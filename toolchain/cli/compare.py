@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict(), indent=2))
         return 0
     table = Table(title=f"Optimization variants, accuracy on {report.eval_samples} samples")
-    for column in ("variant", "float acc", "int8 acc", ".tflite B", "gzip B", "TFLM LUT B", "sparsity", "unique/channel", "arena B", "TFLM µs (host)"):
+    for column in ("variant", "float acc", "int8 acc", ".tflite B", "gzip B", "kernels gzip B", "TFLM LUT B", "sparsity", "unique/channel", "arena B", "TFLM µs (host)"):
         table.add_column(column, justify="left" if column == "variant" else "right", no_wrap=column == "variant")
     for row in report.rows:
         table.add_row(
@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
             _pct(row.int8_accuracy),
             f"{row.tflite_bytes:,}",
             _num(row.gzip_bytes),
+            _num(row.kernel_gzip_bytes),
             _num(row.lut_bytes),
             _pct(row.sparsity),
             " / ".join(str(v) for v in row.unique_per_layer.values()) or "–",
