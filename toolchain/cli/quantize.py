@@ -35,14 +35,30 @@ def run(args: argparse.Namespace) -> int:
     calibration = load_dataset(args.calibration)
     eval_data = load_dataset(args.eval) if args.eval else None
     out = Path(args.out) if args.out else default_out(args.model)
-    result = quantize_model(args.model, calibration, eval_data=eval_data, out=out, force=args.force)
+    if args.quiet or eval_data is None:
+        result = quantize_model(args.model, calibration, eval_data=eval_data, out=out, force=args.force)
+    else:
+        from rich.progress import Progress
+
+        from tinyml.cli.console import stderr_console
+
+        with Progress(console=stderr_console(), transient=True) as bar:
+            task = bar.add_task("evaluating float and int8", total=None)
+            result = quantize_model(
+                args.model,
+                calibration,
+                eval_data=eval_data,
+                out=out,
+                force=args.force,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
     console = stdout_console()
     console.print(f"[bold]{result.out}[/bold]  model id {result.facts.short_hash}  full-integer int8")
     console.print(
-        f"  size   float {result.float_size_bytes:,} B -> int8 {result.int8_size_bytes:,} B  ({result.size_ratio:.2f}x smaller)"
+        f"  size   float {result.float_size_bytes:,} B -> int8 {result.int8_size_bytes:,} B  (float/int8 = {result.size_ratio:.2f}x)"
     )
     console.print("  ops    " + ", ".join(f"{op} x{n}" for op, n in result.ops.items()))
     for kind, t in (("input", result.input), ("output", result.output)):
