@@ -127,11 +127,10 @@ def bench(lab, numpy_front_end_us: float, cpp_us: float | None) -> list[list[str
     test = load_dataset(lab.out_dir / "test.npz")
     int8_bytes = (lab.out_dir / "deploy" / "model_int8.tflite").read_bytes()
     float_bytes = float_tflite(lab.out_dir / "model_float.h5")
-    from tinyml.features.imu import quantize_input
     from tinyml.modelfile import read_model
+    from tinyml.quantize import quantize_input
 
-    tensor = read_model(int8_bytes).inputs[0]
-    x_int8 = quantize_input(test.x[:1], tensor.scale, tensor.zero_point)
+    x_int8 = quantize_input(test.x[:1], read_model(int8_bytes).inputs[0])
     rows = []
     for kind, accuracy, model_bytes, x in (
         ("float32", quantize["float_accuracy"], float_bytes, test.x[:1].astype(np.float32)),

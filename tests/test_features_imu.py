@@ -11,7 +11,9 @@ from conftest import require_tool
 
 from tinyml.errors import InputError
 from tinyml.features.cpp import render_plain_sources
-from tinyml.features.imu import IMU_CHANNELS, ImuWindowSpec, c_float, quantize_input
+from tinyml.features.imu import IMU_CHANNELS, ImuWindowSpec, c_float
+from tinyml.modelfile import TensorFacts
+from tinyml.quantize import quantize_input
 
 # Reads raw float32 samples (n x 6) from argv[1]; for every window the ImuWindow reports ready,
 # writes the float window and then its int8 quantization (scale argv[3], zero point argv[4]).
@@ -77,7 +79,8 @@ def _recording(seed: int, samples: int) -> np.ndarray:
 @pytest.mark.parametrize("samples", [39, 40, 41, 55, 56, 173])
 def test_cpp_windows_equal_numpy_bit_for_bit(harness: Path, tmp_path: Path, samples: int) -> None:
     raw = _recording(samples, samples)
-    scale, zero_point = 0.0157, -3
+    scale, zero_point = float(np.float32(0.0157)), -3  # a float32 scale, as in a .tflite
+    tensor = _input_tensor(scale, zero_point)
     (tmp_path / "raw.bin").write_bytes(raw.tobytes())
     subprocess.run([str(harness), str(tmp_path / "raw.bin"), str(tmp_path / "out.bin"), repr(scale), str(zero_point)], check=True)
     expected = SPEC.windows(raw)
@@ -88,7 +91,7 @@ def test_cpp_windows_equal_numpy_bit_for_bit(harness: Path, tmp_path: Path, samp
     assert got.shape[0] == count == len(SPEC.window_starts(samples))
     for i in range(count):
         np.testing.assert_array_equal(got["values"][i], expected[i].reshape(-1))
-        np.testing.assert_array_equal(got["bytes"][i], quantize_input(expected[i], scale, zero_point).reshape(-1))
+        np.testing.assert_array_equal(got["bytes"][i], quantize_input(expected[i][None], tensor).reshape(-1))
 
 
 def test_normalise_clips_to_the_sensor_range_and_scales() -> None:
@@ -110,9 +113,24 @@ def test_wrong_sample_shape_is_an_input_error() -> None:
         ImuWindowSpec().normalise(np.zeros((10, 3)))
 
 
-def test_quantize_rounds_half_up_and_saturates() -> None:
-    q = quantize_input(np.float32([0.5, -0.5, 1.49, 1000.0, -1000.0]), 1.0, 0)
-    assert q.tolist() == [1, 0, 1, 127, -128]
+def test_cpp_rounds_ties_like_the_host(harness: Path, tmp_path: Path) -> None:
+    """Values that land exactly on .5 steps: the board must round them as the host does."""
+    spec_window = SPEC.window_samples
+    # Raw accelerations whose normalised values (raw / 2) are k + 0.5 quantization steps of 0.25.
+    ties = np.float32([0.25, 0.75, -0.25, -0.75, 1.25, 3.9]) * np.float32(2.0)
+    raw = np.zeros((spec_window, 6), np.float32)
+    raw[: len(ties), 0] = ties
+    (tmp_path / "raw.bin").write_bytes(raw.tobytes())
+    subprocess.run([str(harness), str(tmp_path / "raw.bin"), str(tmp_path / "out.bin"), "0.5", "120"], check=True)
+    floats = SPEC.window_samples * SPEC.channels
+    got = np.fromfile(tmp_path / "out.bin", dtype=np.dtype([("values", "<f4", (floats,)), ("bytes", "i1", (floats,))]))
+    expected = quantize_input(SPEC.windows(raw)[:1], _input_tensor(0.5, 120)).reshape(-1)
+    np.testing.assert_array_equal(got["bytes"][0], expected)
+    assert got["bytes"][0][0:36:6].tolist() == [121, 122, 119, 118, 123, 124]  # ties away from zero; 7.8 g clips to 4 g
+
+
+def _input_tensor(scale: float, zero_point: int) -> TensorFacts:
+    return TensorFacts(index=0, name="imu_window", shape=(1, *SPEC.input_shape), dtype="int8", scales=(scale,), zero_points=(zero_point,))
 
 
 def test_c_float_reads_back_exactly() -> None:

@@ -15,7 +15,7 @@ import pytest
 from conftest import require_tool
 
 from tinyml.boards import get_board
-from tinyml.features.imu import ImuWindowSpec, quantize_input
+from tinyml.features.imu import ImuWindowSpec
 from tinyml.labs.pipeline import LabResult
 
 GESTURE_FLOOR = 0.65
@@ -137,6 +137,7 @@ def test_kws_top1_on_c_features_equals_top1_on_numpy_features(kws_lab: LabResult
     from tinyml.features.logmel import LogMelSpec
     from tinyml.labs.speech import SpeechSettings, load_or_synthesise
     from tinyml.modelfile import read_model
+    from tinyml.quantize import quantize_input
     from tinyml.reference import ReferenceInterpreter
 
     gxx = require_tool("g++")
@@ -155,7 +156,7 @@ def test_kws_top1_on_c_features_equals_top1_on_numpy_features(kws_lab: LabResult
         (tmp_path / "pcm.bin").write_bytes(clip.astype("<i2").tobytes())
         subprocess.run([str(exe), str(tmp_path / "pcm.bin"), str(tmp_path / "f.bin"), repr(tensor.scale), str(tensor.zero_point), str(tmp_path / "in.bin")], check=True)
         c_input = np.fromfile(tmp_path / "in.bin", dtype=np.int8)
-        numpy_input = quantize_input(spec.features(clip), tensor.scale, tensor.zero_point).reshape(-1)
+        numpy_input = quantize_input(spec.features(clip)[None], tensor).reshape(-1)
         assert np.argmax(reference.invoke(c_input)) == np.argmax(reference.invoke(numpy_input))
 
 

@@ -107,13 +107,3 @@ class ImuWindowSpec:
         data = asdict(self)
         data["channels"] = list(IMU_CHANNELS)
         return data
-
-
-def quantize_input(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """float32 model values -> int8 input tensor, as the firmware does it: floor(v / scale + 0.5) + zp.
-
-    Every step is float32 so that the C++ (`quantize_window`) gives the same bytes.
-    """
-    scaled = np.asarray(values, dtype=np.float32) / np.float32(scale) + np.float32(0.5)
-    q = np.floor(scaled).astype(np.int64) + int(zero_point)
-    return np.clip(q, -128, 127).astype(np.int8)

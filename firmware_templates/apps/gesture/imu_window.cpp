@@ -14,13 +14,14 @@ float normalise_imu(float raw, size_t channel) {
 }
 
 int8_t quantize_value(float value, float scale, int32_t zero_point) {
-  float scaled = value / scale + 0.5f;
-  // Keep the float in int range before converting; anything this far out saturates anyway.
-  if (scaled > 1000.0f) scaled = 1000.0f;
-  if (scaled < -1000.0f) scaled = -1000.0f;
-  int32_t q = static_cast<int32_t>(floorf(scaled)) + zero_point;
-  if (q > 127) q = 127;
-  if (q < -128) q = -128;
+  // tinyml.quantize.quantize_input's formula, step for step: a double division (numpy divides
+  // the float32 values in float64 too), round half away from zero as sign * floor(|x| + 0.5)
+  // (TFLite's std::round), then clip.
+  const double scaled = static_cast<double>(value) / static_cast<double>(scale);
+  const double magnitude = floor(fabs(scaled) + 0.5);
+  double q = (scaled < 0.0 ? -magnitude : magnitude) + static_cast<double>(zero_point);
+  if (q > 127.0) q = 127.0;
+  if (q < -128.0) q = -128.0;
   return static_cast<int8_t>(q);
 }
 

@@ -13,7 +13,8 @@ namespace tinyml {
 // One channel's raw reading (g or dps) -> the model's float32 value.
 float normalise_imu(float raw, size_t channel);
 
-// A model value -> its int8 input byte: floor(value / scale + 0.5) + zero_point, saturated.
+// A model value -> its int8 input byte, as the host quantizes it (tinyml.quantize.quantize_input):
+// round(value / scale) + zero_point (ties away from zero), saturated to -128..127.
 int8_t quantize_value(float value, float scale, int32_t zero_point);
 
 // The last kWindowSamples normalised samples, in a ring. push() says when a new window is
