@@ -181,3 +181,32 @@ def test_native_library_output_goes_to_the_log_not_the_terminal(tmp_path: Path) 
         os.write(2, b"I0000 absl chatter\n")
         print("for the user", file=sys.stderr)
     assert log.read_bytes() == b"I0000 absl chatter\n"
+
+
+def test_gesture_firmware_path_on_a_real_recording_gives_the_host_inputs(gesture_lab: LabResult, tmp_path: Path) -> None:
+    """A held-out recording, sample by sample through the board's C++ window, equals the host's int8 inputs."""
+    from test_features_imu import HARNESS
+
+    from tinyml.features.cpp import render_plain_sources
+    from tinyml.labs.gesture import TEST_SUBJECTS, load_recordings
+    from tinyml.modelfile import read_model
+    from tinyml.quantize import quantize_input
+
+    gxx = require_tool("g++")
+    spec = ImuWindowSpec(stride_samples=50)  # the spec the lab fixture trained with
+    render_plain_sources("gesture", {"imu": spec.template_context()}, tmp_path)
+    (tmp_path / "main.cpp").write_text(HARNESS)
+    exe = tmp_path / "harness"
+    subprocess.run([gxx, "-std=gnu++14", "-O2", "-o", str(exe), str(tmp_path / "main.cpp"), str(tmp_path / "imu_window.cpp")], check=True)
+
+    model_bytes = (gesture_lab.out_dir / "deploy" / "model_int8.tflite").read_bytes()
+    tensor = read_model(model_bytes).inputs[0]
+    recordings, _, subjects = load_recordings()
+    recording = recordings[int(np.flatnonzero(subjects == TEST_SUBJECTS[0])[0])]
+    (tmp_path / "raw.bin").write_bytes(recording.astype("<f4").tobytes())
+    subprocess.run([str(exe), str(tmp_path / "raw.bin"), str(tmp_path / "out.bin"), repr(tensor.scale), str(tensor.zero_point)], check=True)
+    floats = spec.window_samples * spec.channels
+    board = np.fromfile(tmp_path / "out.bin", dtype=np.dtype([("values", "<f4", (floats,)), ("bytes", "i1", (floats,))]))["bytes"]
+    host = quantize_input(spec.windows(recording), tensor).reshape(len(board), -1)
+    assert len(board) > 10
+    np.testing.assert_array_equal(board, host)  # so the board's model sees exactly what validation sent
