@@ -1,4 +1,6 @@
 // Gesture app on the board: read the IMU at the model's rate, keep the window, classify it.
+// Every supported IMU library (LSM9DS1 on the Sense, BMI270 on the Sense Rev2, LSM6DSOX on the
+// Nano RP2040 Connect) has the same global `IMU` and reports g and degrees per second.
 // The numbers (rate, window, stride, scaling) come from imu_features.h, rendered from the
 // same ImuWindowSpec that made the training windows.
 #include "app.h"
@@ -10,6 +12,8 @@
 #include <Arduino_LSM9DS1.h>
 #elif defined(TINYML_IMU_BMI270_BMM150)
 #include <Arduino_BMI270_BMM150.h>
+#elif defined(TINYML_IMU_LSM6DSOX)
+#include <Arduino_LSM6DSOX.h>
 #else
 #error "the gesture app needs an IMU: render it for a board whose profile has [sensors.imu]"
 #endif
