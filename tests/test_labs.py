@@ -7,6 +7,7 @@ pipeline, not noise; the int8 drop and the bit-exact virtual board are the issue
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -120,6 +121,11 @@ def _compile_plain_parts(src: Path, sources: tuple[str, ...], headers: tuple[str
 def test_gesture_firmware_plain_cpp_compiles_for_each_sense_board(gesture_lab: LabResult, board: str, tmp_path: Path) -> None:
     src = _render_for(gesture_lab, board, "gesture", tmp_path / "render")
     assert "TINYML_IMU_" in (src.parent / "platformio.ini").read_text()
+    # The live input is quantized with exactly the model's float32 scale.
+    from tinyml.modelfile import read_model
+
+    scale = re.search(r"kInputScale = ([^f;]+)f;", (src / "app_config.h").read_text()).group(1)
+    assert np.float32(float(scale)) == np.float32(read_model(gesture_lab.out_dir / "deploy" / "model_int8.tflite").inputs[0].scale)
     _compile_plain_parts(src, ("imu_window.cpp",), ("app_config.h", "imu_features.h", "imu_window.h"), board, tmp_path)
 
 

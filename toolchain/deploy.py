@@ -202,25 +202,18 @@ def _stage_inspect(run: _Run) -> dict[str, Any]:
     return facts
 
 
-def _model_app_context(run: _Run) -> dict[str, Any]:
-    """What every lab app may need about the model: its input quantization, as exact C literals."""
-    from tinyml.features.imu import c_float
+def _app_context(run: _Run) -> dict[str, Any]:
+    """The app's settings: the lab defaults (tinyml.labs.apps), overridden by the caller's."""
     from tinyml.labs.apps import default_app_context
-    from tinyml.modelfile import read_model
 
-    tensor = read_model(run.model_path).inputs[0]
-    return {
-        **default_app_context(run.app),
-        "input": {"scale": c_float(tensor.scale), "zero_point": tensor.zero_point},
-        **run.app_context,
-    }
+    return {**default_app_context(run.app), **run.app_context}
 
 
 def _stage_render(run: _Run) -> dict[str, Any]:
     from tinyml.render import render_project
 
     result = render_project(
-        run.board, run.model_path, run.out_dir / FIRMWARE_DIR, labels=run.labels, app=run.app, app_context=_model_app_context(run), force=True
+        run.board, run.model_path, run.out_dir / FIRMWARE_DIR, labels=run.labels, app=run.app, app_context=_app_context(run), force=True
     )
     return _facts_of(result)
 
