@@ -155,6 +155,7 @@ def test_lut_compression_shrinks_a_clustered_model_and_runs_bit_exactly_on_tflm(
     import keras
 
     from modelzoo import convert_int8
+    from tinyml.compare import lut_size_checked
     from tinyml.tflm import TflmRunner
     from tinyml.weight_stats import kernel_stats, lut_compress
 
@@ -174,7 +175,11 @@ def test_lut_compression_shrinks_a_clustered_model_and_runs_bit_exactly_on_tflm(
     # 64x4 kernel would grow, so it stays plain.
     assert lut.compressed_tensors == (stats[0].name,)
     assert lut.size_bytes < 0.8 * len(model_bytes)
-    plain, compressed = TflmRunner(model_bytes), TflmRunner(lut.model_bytes)
+    plain = TflmRunner(model_bytes)
+    size, note, arena = lut_size_checked(plain, samples, stats)
+    assert size == lut.size_bytes and "1 of 2 kernels as LUT (2-bit indices)" == note
+    assert arena is not None and arena > 0
+    compressed = TflmRunner(lut.model_bytes)
     for x in np.random.default_rng(1).integers(-128, 128, size=(16, 64), dtype=np.int8):
         np.testing.assert_array_equal(compressed.invoke(x), plain.invoke(x))
 
