@@ -238,6 +238,36 @@ def test_app_needing_a_sensor_the_board_lacks_is_refused(int8_models: dict[str, 
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(("app", "feature"), [("gesture", "IMU values"), ("kws", "log-mel values")])
+def test_lab_app_refuses_a_model_whose_input_its_features_do_not_fill(int8_models: dict[str, Path], tmp_path: Path, app: str, feature: str) -> None:
+    # The app writes its feature window into the input tensor: a size mismatch would overflow it on the board.
+    from tinyml.labs.apps import default_app_context
+
+    with pytest.raises(InputError, match=f"the {app} app fills the model input with \\d+ {feature}.*takes 16 \\[1, 16\\]"):
+        render_project("nano33ble_sense", int8_models["dense"], tmp_path / "out", labels=list("abcd"), app=app, app_context=default_app_context(app))
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_renders_a_lab_app_with_its_feature_settings(tmp_path: Path) -> None:
+    from tinyml.features.imu import ImuWindowSpec
+    from modelzoo import convert_int8
+
+    import keras
+    import numpy as np
+
+    spec = ImuWindowSpec()
+    model = keras.Sequential([keras.Input((spec.window_samples, 1, spec.channels)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    calibration = np.random.default_rng(0).uniform(-1, 1, (16, spec.window_samples, 1, spec.channels)).astype(np.float32)
+    model_path = tmp_path / "gesture.tflite"
+    model_path.write_bytes(convert_int8(model, calibration))
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\nc\n")
+    out = tmp_path / "project"
+    ok = run([TINYML, "render", "--board", "nano33ble_sense_rev2", "--model", str(model_path), "--labels", str(labels), "--app", "gesture", "--out", str(out)])
+    assert ok.returncode == 0, ok.stdout
+    assert f"constexpr size_t kWindowSamples = {spec.window_samples};" in (out / "src" / "imu_features.h").read_text()
+
+
 def test_cli_render(int8_models: dict[str, Path], tmp_path: Path) -> None:
     labels = tmp_path / "labels.txt"
     labels.write_text("a\nb\nc\nd\n")

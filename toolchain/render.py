@@ -96,7 +96,13 @@ def _jinja_env(search_path: Sequence[Path]):
         autoescape=False,
     )
     env.filters["c_string"] = c_string_literal
+    env.globals["refuse"] = _refuse
     return env
+
+
+def _refuse(problem: str, fix: str) -> None:
+    """Called by a template that finds the model unfit for it (e.g. an app's input size)."""
+    raise InputError(problem, fix)
 
 
 def list_apps() -> list[str]:
@@ -263,13 +269,22 @@ def generate_project_files(
 
 
 def _render_folder(folder: Path, context: Mapping[str, Any], prefix: str, skip: set[str] = frozenset()) -> dict[str, bytes]:
+    import jinja2
+
     env = _jinja_env([folder])
     out: dict[str, bytes] = {}
     for path in sorted(folder.iterdir()):
         if not path.is_file() or path.name in skip:
             continue
         if path.suffix == ".j2":
-            out[prefix + path.name[: -len(".j2")]] = env.get_template(path.name).render(**context).encode("utf-8")
+            try:
+                text = env.get_template(path.name).render(**context)
+            except jinja2.UndefinedError as exc:
+                raise InputError(
+                    f"template {path.name} of {folder.name} needs a setting that was not given ({exc.message})",
+                    "render lab apps through `tinyml render --app NAME` or `tinyml deploy --app NAME`, which pass the app's feature settings",
+                ) from exc
+            out[prefix + path.name[: -len(".j2")]] = text.encode("utf-8")
         else:
             out[prefix + path.name] = path.read_bytes()
     return out

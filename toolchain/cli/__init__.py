@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(verbose: bool, quiet: bool) -> None:
+def configure_logging(verbose: bool, quiet: bool = False) -> None:
+    """Render the library's `tinyml` logger with rich on stderr (also used by the labs' entry points)."""
     from rich.logging import RichHandler
 
     from tinyml.cli.console import stderr_console
@@ -72,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    _configure_logging(args.verbose, args.quiet)
+    configure_logging(args.verbose, args.quiet)
     try:
         return int(args.run(args) or 0)
     except TinyMLError as exc:

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from functools import cache
+from typing import TextIO
 
 from rich.console import Console
 
 from tinyml.errors import TinyMLError
 
 
+# Piped into a file or a CI log, rich would assume 80 columns and cut the summary tables.
+PIPED_WIDTH = 120
+
+
+def _width(stream: TextIO) -> int | None:
+    if stream.isatty() or "COLUMNS" in os.environ:
+        return None  # rich measures the terminal or honours COLUMNS
+    return PIPED_WIDTH
+
+
 @cache
 def stdout_console() -> Console:
-    return Console(highlight=False)
+    return Console(highlight=False, width=_width(sys.stdout))
 
 
 @cache
 def stderr_console() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, width=_width(sys.stderr))
 
 
 def print_error(exc: TinyMLError) -> None:

@@ -19,10 +19,11 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
 def _run(args: argparse.Namespace) -> int:
     from tinyml.cli.console import stdout_console
     from tinyml.data import load_labels
+    from tinyml.labs.apps import default_app_context
     from tinyml.render import render_project
 
     labels = load_labels(args.labels) if args.labels else None
-    result = render_project(args.board, args.model, args.out, labels=labels, app=args.app, force=args.force)
+    result = render_project(args.board, args.model, args.out, labels=labels, app=args.app, app_context=default_app_context(args.app), force=args.force)
     console = stdout_console()
     console.print(
         f"rendered {result.project_dir} ({result.app} app, board {result.board_id}, model {result.model_hash}): "

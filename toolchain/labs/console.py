@@ -35,18 +35,6 @@ def lab_argument_parser(module: str, description: str, *, default_out: str, defa
     return parser
 
 
-def _configure_logging(verbose: bool) -> None:
-    from rich.logging import RichHandler
-
-    from tinyml.cli.console import stderr_console
-
-    handler = RichHandler(console=stderr_console(), show_time=False, show_path=False, markup=False, rich_tracebacks=verbose)
-    logger = logging.getLogger("tinyml")
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-    logger.propagate = False
-
-
 @contextlib.contextmanager
 def native_stderr_to(path: Path) -> Iterator[None]:
     """Send what C++ libraries write on fd 2 (TensorFlow's absl logs) to `path`; Python keeps the terminal.
@@ -74,10 +62,11 @@ def native_stderr_to(path: Path) -> Iterator[None]:
 
 def run_lab_command(args: argparse.Namespace, run: Callable[[Progress, StageListener], Any]) -> int:
     """Run a lab with a progress bar per stage; print the summary; return the exit code."""
+    from tinyml.cli import configure_logging
     from tinyml.cli.console import print_error, stdout_console
     from tinyml.cli.deploy import StageBar, print_lab_summary
 
-    _configure_logging(args.verbose)
+    configure_logging(args.verbose)
     started = time.monotonic()
     bar = StageBar()
 

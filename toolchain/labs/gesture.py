@@ -18,7 +18,6 @@ Run it: `python -m tinyml.labs.gesture --out runs/gesture` (the virtual board by
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import logging
 import math
