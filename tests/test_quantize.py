@@ -159,6 +159,8 @@ def test_accepts_legacy_h5_savedmodel_and_live_tf_keras(quantized, tmp_path: Pat
     assert facts.is_full_int8 and facts.outputs[0].shape == (1, 3)
     legacy.save(tmp_path / "legacy.h5")
     assert quantize_model(tmp_path / "legacy.h5", calibration).facts.op_counts == facts.op_counts
+    legacy.save(tmp_path / "legacy.keras")
+    assert quantize_model(tmp_path / "legacy.keras", calibration).facts.op_counts == facts.op_counts
 
 
 def test_dynamic_dimension_is_fixed_from_the_data() -> None:

@@ -237,7 +237,7 @@ def _load_path(path: Path) -> _FloatModel:
     if suffix == ".keras":
         if not head.startswith(b"PK"):
             raise InputError(f"{path} is not a Keras model file (a .keras file is a zip archive)", "save the model with model.save('model.keras')")
-        return _load_keras_file(path, ("keras",))
+        return _load_keras_file(path, ("keras", "tf_keras"))  # tf_keras (TFMOT's models) writes .keras too
     if suffix in (".h5", ".hdf5"):
         if not head.startswith(b"\x89HDF"):
             raise InputError(f"{path} is not an HDF5 file", "save the model with model.save('model.h5') or model.save('model.keras')")
