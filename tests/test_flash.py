@@ -135,12 +135,38 @@ def test_missing_port(project: Path) -> None:
     assert result.returncode == 5 and "serial port /dev/ttyNOPE0 does not exist" in result.stdout
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may open any port: permission cannot be denied")
+def _check_port_as_nobody(port: str, answer) -> None:
+    """Child-process body: drop root (root may open any port), then check the port."""
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+    try:
+        check_port(port)
+        answer.put(None)
+    except DeviceError as exc:
+        answer.put((exc.problem, exc.fix or ""))
+
+
 def test_permission_denied_port(pty_port: str) -> None:
-    os.chmod(pty_port, 0o000)
-    with pytest.raises(DeviceError, match="no permission") as info:
-        check_port(pty_port)
-    assert "dialout" in (info.value.fix or "") and "udev" in (info.value.fix or "")
+    os.chmod(pty_port, 0o600)
+    if os.geteuid() != 0:
+        os.chmod(pty_port, 0o000)
+        with pytest.raises(DeviceError) as info:
+            check_port(pty_port)
+        problem, fix = info.value.problem, info.value.fix or ""
+    else:
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork")
+        answer = context.Queue()
+        child = context.Process(target=_check_port_as_nobody, args=(pty_port, answer))
+        child.start()
+        child.join(timeout=30)
+        outcome = answer.get(timeout=5)
+        assert outcome is not None, "an unprivileged user could open a root-only port"
+        problem, fix = outcome
+    assert "no permission" in problem
+    assert "dialout" in fix and "udev" in fix
 
 
 def test_platform_not_installed_offline_fails_fast_with_the_prepare_command(project: Path, pty_port: str) -> None:
