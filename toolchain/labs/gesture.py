@@ -31,7 +31,7 @@ import numpy as np
 from tinyml.data import Dataset
 from tinyml.errors import InputError
 from tinyml.features.imu import ImuWindowSpec
-from tinyml.labs.pipeline import LabResult, accuracies, calibration_subset, deploy_lab_model, prepare_out_dir
+from tinyml.labs.pipeline import LabResult, accuracies, calibration_subset, deploy_lab_model, prepare_out_dir, report_stage
 from tinyml.labs.training import Progress, fit_classifier, float_accuracy, keras, seed_everything
 
 log = logging.getLogger("tinyml.labs.gesture")
@@ -161,13 +161,13 @@ def run_gesture_lab(
     """The whole lab: data, windows, training, then `tinyml.deploy` with the gesture firmware app."""
     out_dir = Path(out)
     prepare_out_dir(out_dir, "gesture", force)
-    _stage(on_stage, "data", "start")
+    report_stage(on_stage, "data", "start")
     data = load_gesture_data(spec)
     log.info("%d training windows (subjects %s), %d test windows (subjects %s)", len(data.train), data.train_subjects, len(data.test), data.test_subjects)
-    _stage(on_stage, "data", "done")
-    _stage(on_stage, "train", "start")
+    report_stage(on_stage, "data", "done")
+    report_stage(on_stage, "train", "start")
     model = train_gesture_model(data, epochs=epochs, seed=seed, progress=progress)
-    _stage(on_stage, "train", "done")
+    report_stage(on_stage, "train", "done")
     result = deploy_lab_model(
         out_dir,
         model,
@@ -184,11 +184,6 @@ def run_gesture_lab(
     )
     float_acc, int8_acc = accuracies(result)
     return LabResult("gesture", out_dir, float_acc, int8_acc, result)
-
-
-def _stage(listener: Callable[[str, str], None] | None, stage: str, status: str) -> None:
-    if listener is not None:
-        listener(stage, status)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

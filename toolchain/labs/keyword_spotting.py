@@ -21,7 +21,7 @@ import numpy as np
 from tinyml.data import Dataset
 from tinyml.features.logmel import LogMelSpec
 from tinyml.labs.speech import LABELS, SILENCE, SpeechClips, SpeechSettings, load_or_synthesise
-from tinyml.labs.pipeline import LabResult, accuracies, calibration_subset, deploy_lab_model, prepare_out_dir
+from tinyml.labs.pipeline import LabResult, accuracies, calibration_subset, deploy_lab_model, prepare_out_dir, report_stage
 from tinyml.labs.training import Progress, fit_classifier, float_accuracy, keras, seed_everything
 
 log = logging.getLogger("tinyml.labs.keyword_spotting")
@@ -120,13 +120,13 @@ def run_kws_lab(
     """The whole lab: synthesise, log-mel, train, then `tinyml.deploy` with the kws firmware app."""
     out_dir = Path(out)
     prepare_out_dir(out_dir, "keyword_spotting", force)
-    _stage(on_stage, "data", "start")
+    report_stage(on_stage, "data", "start")
     data = load_kws_data(out_dir / "speech_clips.npz", settings, spec, progress=progress)
     log.info("%d training clips, %d test clips (held-out speakers %s)", len(data.train), len(data.test), data.clips.test_speakers)
-    _stage(on_stage, "data", "done")
-    _stage(on_stage, "train", "start")
+    report_stage(on_stage, "data", "done")
+    report_stage(on_stage, "train", "start")
     model = train_kws_model(data, epochs=epochs, seed=seed, progress=progress)
-    _stage(on_stage, "train", "done")
+    report_stage(on_stage, "train", "done")
     result = deploy_lab_model(
         out_dir,
         model,
@@ -143,11 +143,6 @@ def run_kws_lab(
     )
     float_acc, int8_acc = accuracies(result)
     return LabResult("keyword_spotting", out_dir, float_acc, int8_acc, result)
-
-
-def _stage(listener: Callable[[str, str], None] | None, stage: str, status: str) -> None:
-    if listener is not None:
-        listener(stage, status)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -58,6 +58,12 @@ class LabResult:
         }
 
 
+def report_stage(listener: Callable[[str, str], None] | None, stage: str, status: str) -> None:
+    """Tell the lab's progress display (if any) that `stage` is now `status`."""
+    if listener is not None:
+        listener(stage, status)
+
+
 def prepare_out_dir(out_dir: Path, lab: str, force: bool) -> None:
     """Claim `out_dir` for a lab: empty, or a folder this lab wrote before; anything else needs force."""
     out_dir = Path(out_dir)
