@@ -40,7 +40,7 @@ class StageBar:
 
         from tinyml.cli.console import stderr_console
 
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=stderr_console(), transient=True)
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=stderr_console(), transient=True, disable=not stderr_console().is_terminal)
         self._task: Any = None
 
     def __enter__(self) -> StageBar:

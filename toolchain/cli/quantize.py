@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
         from tinyml.cli.console import stderr_console
 
-        with Progress(console=stderr_console(), transient=True) as bar:
+        with Progress(console=stderr_console(), transient=True, disable=not stderr_console().is_terminal) as bar:
             task = bar.add_task("evaluating float and int8", total=None)
             result = quantize_model(
                 args.model,

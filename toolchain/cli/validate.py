@@ -32,7 +32,7 @@ def _run(args: argparse.Namespace) -> int:
     from tinyml.cli.console import stderr_console, stdout_console
     from tinyml.validate import ThresholdFailed, validate_device
 
-    with Progress(TextColumn("validating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=stderr_console(), transient=True) as bar:
+    with Progress(TextColumn("validating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=stderr_console(), transient=True, disable=not stderr_console().is_terminal) as bar:
         task = bar.add_task("validate", total=None)
 
         def progress(done: int, total: int) -> None:
