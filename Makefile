@@ -28,8 +28,9 @@ demo: setup
 test: setup system-deps
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
 
+# Every script runs and prints its table; a script that finds an expectation unmet fails the target at the end.
 bench: setup
-	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+	status=0; for script in bench/*.py; do $(BIN)/python $$script || { echo "$$script: an expectation failed (see above)"; status=1; }; done; exit $$status
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info
