@@ -15,6 +15,8 @@ from tinyml.resources import templates_dir
 
 # The plain-C++ files of each lab app: the feature front end and the parts of the app logic
 # that need no hardware. The Arduino glue (app.cpp) is not among them.
+# Files of firmware_templates/common/ that the apps' plain C++ includes (render copies all of common/).
+COMMON_SOURCES = ("input_quantization.h",)
 PLAIN_SOURCES: dict[str, tuple[str, ...]] = {
     "gesture": ("imu_features.h.j2", "imu_window.h", "imu_window.cpp"),
     "kws": ("logmel_features.h.j2", "logmel_tables.cpp.j2", "logmel.h", "logmel.cpp", "recognizer.h", "recognizer.cpp"),
@@ -48,5 +50,9 @@ def render_plain_sources(app: str, app_context: Mapping[str, object], out_dir: P
         else:
             target = out_dir / name
             shutil.copyfile(source_dir / name, target)
+        written.append(target)
+    for name in COMMON_SOURCES:
+        target = out_dir / name
+        shutil.copyfile(templates_dir() / "common" / name, target)
         written.append(target)
     return written

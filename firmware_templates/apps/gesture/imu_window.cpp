@@ -2,6 +2,8 @@
 
 #include <math.h>
 
+#include "input_quantization.h"
+
 namespace tinyml {
 
 float normalise_imu(float raw, size_t channel) {
@@ -11,18 +13,6 @@ float normalise_imu(float raw, size_t channel) {
   if (value < -full) value = -full;
   // One float32 multiply, as numpy does: no fused operation can change the result.
   return value * imu::kInvScale[channel];
-}
-
-int8_t quantize_value(float value, float scale, int32_t zero_point) {
-  // tinyml.quantize.quantize_input's formula, step for step: a double division (numpy divides
-  // the float32 values in float64 too), round half away from zero as sign * floor(|x| + 0.5)
-  // (TFLite's std::round), then clip.
-  const double scaled = static_cast<double>(value) / static_cast<double>(scale);
-  const double magnitude = floor(fabs(scaled) + 0.5);
-  double q = (scaled < 0.0 ? -magnitude : magnitude) + static_cast<double>(zero_point);
-  if (q > 127.0) q = 127.0;
-  if (q < -128.0) q = -128.0;
-  return static_cast<int8_t>(q);
 }
 
 void ImuWindow::reset() {
@@ -55,7 +45,7 @@ void ImuWindow::copy_window(float* out) const {
 void ImuWindow::quantize_window(int8_t* out, float scale, int32_t zero_point) const {
   for (size_t i = 0; i < imu::kWindowSamples; ++i) {
     const float* slot = &values_[((oldest_ + i) % imu::kWindowSamples) * imu::kChannels];
-    for (size_t c = 0; c < imu::kChannels; ++c) out[i * imu::kChannels + c] = quantize_value(slot[c], scale, zero_point);
+    for (size_t c = 0; c < imu::kChannels; ++c) out[i * imu::kChannels + c] = quantize_input_value(slot[c], scale, zero_point);
   }
 }
 

@@ -13,10 +13,6 @@ namespace tinyml {
 // One channel's raw reading (g or dps) -> the model's float32 value.
 float normalise_imu(float raw, size_t channel);
 
-// A model value -> its int8 input byte, as the host quantizes it (tinyml.quantize.quantize_input):
-// round(value / scale) + zero_point (ties away from zero), saturated to -128..127.
-int8_t quantize_value(float value, float scale, int32_t zero_point);
-
 // The last kWindowSamples normalised samples, in a ring. push() says when a new window is
 // ready: first when the ring is full, then every kStrideSamples samples, exactly where the
 // host's windows start (0, stride, 2 * stride, ...) on the same recording.

@@ -2,21 +2,11 @@
 
 #include <math.h>
 
+#include "input_quantization.h"
+
 namespace tinyml {
 
 namespace {
-
-// tinyml.quantize.quantize_input's formula, step for step: a double division (numpy divides
-// the float32 values in float64 too), round half away from zero as sign * floor(|x| + 0.5)
-// (TFLite's std::round), then clip.
-int8_t quantize_feature(float value, float scale, int32_t zero_point) {
-  const double scaled = static_cast<double>(value) / static_cast<double>(scale);
-  const double magnitude = floor(fabs(scaled) + 0.5);
-  double q = (scaled < 0.0 ? -magnitude : magnitude) + static_cast<double>(zero_point);
-  if (q > 127.0) q = 127.0;
-  if (q < -128.0) q = -128.0;
-  return static_cast<int8_t>(q);
-}
 
 size_t reverse_bits(size_t value, size_t bits) {
   size_t out = 0;
@@ -102,7 +92,7 @@ void FeatureWindow::copy_window(float* out) const {
 void FeatureWindow::quantize_window(int8_t* out, float scale, int32_t zero_point) const {
   for (size_t f = 0; f < logmel::kFrameCount; ++f) {
     const float* slot = &frames_[((oldest_ + f) % logmel::kFrameCount) * logmel::kMelBins];
-    for (size_t m = 0; m < logmel::kMelBins; ++m) out[f * logmel::kMelBins + m] = quantize_feature(slot[m], scale, zero_point);
+    for (size_t m = 0; m < logmel::kMelBins; ++m) out[f * logmel::kMelBins + m] = quantize_input_value(slot[m], scale, zero_point);
   }
 }
 
