@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
@@ -203,6 +204,65 @@ def test_validation_over_a_socket_url(dense: Path, dense_arena: int, dense_data:
         finally:
             stop.set()
     assert report.samples == 10 and report.device_vs_tflm.exact_match == 1.0 and report.port.startswith("socket://")
+
+
+def _rfc2217_bridge(port_path: str) -> tuple[str, threading.Event]:
+    """An RFC 2217 server in front of the pty, as pyserial's rfc2217_server example (and ser2net's
+    telnet mode) serves a rig's board: telnet negotiation and serial settings go through the
+    protocol's PortManager, data is escaped both ways."""
+    import serial
+    import serial.rfc2217
+
+    class PtyWithModemLines(serial.Serial):
+        """A pty has no modem-control lines; a USB CDC board reports them all low and ignores DTR/RTS."""
+
+        cts = dsr = ri = cd = False
+
+        def _update_dtr_state(self) -> None:
+            pass
+
+        def _update_rts_state(self) -> None:
+            pass
+
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        connection, _ = server.accept()
+        connection.settimeout(0.02)
+        serial_port = PtyWithModemLines(port_path, baudrate=115200, timeout=0.02)
+        # PortManager writes its telnet replies with .write(), as pyserial's example server wraps the socket.
+        manager = serial.rfc2217.PortManager(serial_port, SimpleNamespace(write=connection.sendall))
+        try:
+            while not stop.is_set():
+                try:
+                    data = connection.recv(4096)
+                    if not data:
+                        break
+                    serial_port.write(b"".join(manager.filter(data)))
+                except TimeoutError:
+                    pass
+                waiting = serial_port.read(serial_port.in_waiting or 1)
+                if waiting:
+                    connection.sendall(b"".join(manager.escape(waiting)))
+        finally:
+            serial_port.close()
+            connection.close()
+            server.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"rfc2217://127.0.0.1:{server.getsockname()[1]}", stop
+
+
+@pytest.mark.timeout(120)
+def test_validation_over_an_rfc2217_url(dense: Path, dense_arena: int, dense_data: Path, tmp_path: Path) -> None:
+    with _board(dense, dense_arena, tmp_path) as board:
+        url, stop = _rfc2217_bridge(board.port)
+        try:
+            report = validate_device(url, dense, dense_data, limit=10, link_options=FAST_LINK)
+        finally:
+            stop.set()
+    assert report.samples == 10 and report.device_vs_tflm.exact_match == 1.0 and report.port.startswith("rfc2217://")
 
 
 def test_prepare_inputs_quantizes_float_and_keeps_int8(dense: Path) -> None:

@@ -51,6 +51,7 @@ RECONNECT_TIMEOUT_S = 10.0
 INFER_RESTARTS = 3
 # Granularity of serial reads: short, so that deadlines are honoured closely.
 _READ_SLICE_S = 0.02
+_WRITE_TIMEOUT_S = 2.0
 
 
 @dataclass
@@ -85,8 +86,12 @@ def open_port(port: str, baudrate: int = DEFAULT_BAUDRATE):
     if baudrate == 1200:
         # Opening at 1200 bps is the "touch" that resets Arduino boards into their bootloader.
         raise InputError("1200 baud resets an Arduino board into its bootloader", "use the firmware's baud rate, 115200 by default")
+    # A write timeout keeps a stalled USB or socket write from hanging the host; pyserial's RFC 2217
+    # client refuses one (NotImplementedError); there the writes go to a TCP socket, and the reply
+    # timeouts still catch a server that stops answering.
+    write_timeout = None if port.lower().startswith("rfc2217://") else _WRITE_TIMEOUT_S
     try:
-        handle = serial.serial_for_url(port, baudrate=baudrate, timeout=_READ_SLICE_S, write_timeout=2.0)
+        handle = serial.serial_for_url(port, baudrate=baudrate, timeout=_READ_SLICE_S, write_timeout=write_timeout)
     except (serial.SerialException, OSError, ValueError) as exc:
         raise DeviceError(
             f"could not open serial port {port} ({exc})",
