@@ -163,58 +163,18 @@ def test_cli_exit_code_gates_on_thresholds(dense: Path, dense_arena: int, dense_
     assert "differ from the reference</h2><p>4 of 12 samples" in (report_dir / "report.html").read_text()  # every 3rd is skewed
 
 
-def _tcp_bridge(port_path: str) -> tuple[str, threading.Event]:
-    """A one-connection TCP server in front of the pty, as ser2net puts a rig's board on the network."""
-    from tinyml.link import open_port
+def _network_bridge(port_path: str, scheme: str) -> tuple[str, threading.Event]:
+    """A one-connection TCP server in front of the pty, as ser2net puts a rig's board on the network.
 
-    server = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def serve() -> None:
-        connection, _ = server.accept()
-        connection.settimeout(0.02)
-        serial_port = open_port(port_path)
-        try:
-            while not stop.is_set():
-                try:
-                    data = connection.recv(4096)
-                    if not data:
-                        break
-                    serial_port.write(data)
-                except TimeoutError:
-                    pass
-                waiting = serial_port.read(serial_port.in_waiting or 1)
-                if waiting:
-                    connection.sendall(waiting)
-        finally:
-            serial_port.close()
-            connection.close()
-            server.close()
-
-    threading.Thread(target=serve, daemon=True).start()
-    return f"socket://127.0.0.1:{server.getsockname()[1]}", stop
-
-
-@pytest.mark.timeout(120)
-def test_validation_over_a_socket_url(dense: Path, dense_arena: int, dense_data: Path, tmp_path: Path) -> None:
-    with _board(dense, dense_arena, tmp_path) as board:
-        url, stop = _tcp_bridge(board.port)
-        try:
-            report = validate_device(url, dense, dense_data, limit=10, link_options=FAST_LINK)
-        finally:
-            stop.set()
-    assert report.samples == 10 and report.device_vs_tflm.exact_match == 1.0 and report.port.startswith("socket://")
-
-
-def _rfc2217_bridge(port_path: str) -> tuple[str, threading.Event]:
-    """An RFC 2217 server in front of the pty, as pyserial's rfc2217_server example (and ser2net's
-    telnet mode) serves a rig's board: telnet negotiation and serial settings go through the
-    protocol's PortManager, data is escaped both ways."""
+    `socket` passes raw bytes. `rfc2217` serves the port as pyserial's rfc2217_server example (and
+    ser2net's telnet mode) does: telnet negotiation and serial settings go through the protocol's
+    PortManager, and data is escaped both ways.
+    """
     import serial
     import serial.rfc2217
 
     class PtyWithModemLines(serial.Serial):
-        """A pty has no modem-control lines; a USB CDC board reports them all low and ignores DTR/RTS."""
+        """A USB CDC board reports its modem lines low and ignores DTR/RTS; a pty has none to ask."""
 
         cts = dsr = ri = cd = False
 
@@ -231,38 +191,42 @@ def _rfc2217_bridge(port_path: str) -> tuple[str, threading.Event]:
         connection, _ = server.accept()
         connection.settimeout(0.02)
         serial_port = PtyWithModemLines(port_path, baudrate=115200, timeout=0.02)
-        # PortManager writes its telnet replies with .write(), as pyserial's example server wraps the socket.
-        manager = serial.rfc2217.PortManager(serial_port, SimpleNamespace(write=connection.sendall))
+        to_port, to_network = (lambda data: data), (lambda data: data)
+        if scheme == "rfc2217":
+            # PortManager writes its telnet replies with .write(), as pyserial's example server wraps the socket.
+            manager = serial.rfc2217.PortManager(serial_port, SimpleNamespace(write=connection.sendall))
+            to_port, to_network = (lambda data: b"".join(manager.filter(data))), (lambda data: b"".join(manager.escape(data)))
         try:
             while not stop.is_set():
                 try:
                     data = connection.recv(4096)
                     if not data:
                         break
-                    serial_port.write(b"".join(manager.filter(data)))
+                    serial_port.write(to_port(data))
                 except TimeoutError:
                     pass
                 waiting = serial_port.read(serial_port.in_waiting or 1)
                 if waiting:
-                    connection.sendall(b"".join(manager.escape(waiting)))
+                    connection.sendall(to_network(waiting))
         finally:
             serial_port.close()
             connection.close()
             server.close()
 
     threading.Thread(target=serve, daemon=True).start()
-    return f"rfc2217://127.0.0.1:{server.getsockname()[1]}", stop
+    return f"{scheme}://127.0.0.1:{server.getsockname()[1]}", stop
 
 
 @pytest.mark.timeout(120)
-def test_validation_over_an_rfc2217_url(dense: Path, dense_arena: int, dense_data: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("scheme", ["socket", "rfc2217"])
+def test_validation_over_a_network_url(scheme: str, dense: Path, dense_arena: int, dense_data: Path, tmp_path: Path) -> None:
     with _board(dense, dense_arena, tmp_path) as board:
-        url, stop = _rfc2217_bridge(board.port)
+        url, stop = _network_bridge(board.port, scheme)
         try:
             report = validate_device(url, dense, dense_data, limit=10, link_options=FAST_LINK)
         finally:
             stop.set()
-    assert report.samples == 10 and report.device_vs_tflm.exact_match == 1.0 and report.port.startswith("rfc2217://")
+    assert report.samples == 10 and report.device_vs_tflm.exact_match == 1.0 and report.port.startswith(f"{scheme}://")
 
 
 def test_prepare_inputs_quantizes_float_and_keeps_int8(dense: Path) -> None:
