@@ -87,8 +87,8 @@ def open_port(port: str, baudrate: int = DEFAULT_BAUDRATE):
         # Opening at 1200 bps is the "touch" that resets Arduino boards into their bootloader.
         raise InputError("1200 baud resets an Arduino board into its bootloader", "use the firmware's baud rate, 115200 by default")
     # A write timeout keeps a stalled USB or socket write from hanging the host; pyserial's RFC 2217
-    # client refuses one (NotImplementedError); there the writes go to a TCP socket, and the reply
-    # timeouts still catch a server that stops answering.
+    # client refuses one (NotImplementedError). Its writes go to a TCP socket, whose buffer holds far
+    # more than one request, and the reply timeouts catch a server that stops answering.
     write_timeout = None if port.lower().startswith("rfc2217://") else _WRITE_TIMEOUT_S
     try:
         handle = serial.serial_for_url(port, baudrate=baudrate, timeout=_READ_SLICE_S, write_timeout=write_timeout)
