@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 
 # tf-keras and tensorflow-model-optimization are installed without their dependencies:
 # their metadata would pull the 572 MB `tensorflow` wheel beside tensorflow-cpu.
-$(BIN)/tinyml: pyproject.toml
+$(BIN)/tinyml: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[test]"

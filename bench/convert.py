@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyml.convert import convert_model
-from tinyml.tools import run
+from tinyml.firmware.convert import convert_model
+from tinyml.core.tools import run
 
 # Dense layers whose int8 weights make a model of about the target size.
 TARGETS = {"10 KiB": (96, 96), "100 KiB": (320, 320), "1 MiB": (1024, 1024)}

@@ -35,7 +35,7 @@ def float_tflite(keras_path: Path) -> bytes:
 
 
 def tflm_latency_us(model_bytes: bytes, x: np.ndarray, repeats: int = 200) -> float:
-    from tinyml.tflm import TflmRunner
+    from tinyml.model.tflm import TflmRunner
 
     runner = TflmRunner(model_bytes)
     sample = np.asarray(x[0])
@@ -102,8 +102,8 @@ int main() {
 
 
 def cpp_front_end_us(app: str, context: dict, main_source: str, sources: tuple[str, ...]) -> float | None:
-    from tinyml.features.cpp import render_plain_sources
-    from tinyml.tools import run
+    from tinyml.firmware.apps import render_plain_sources
+    from tinyml.core.tools import run
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -118,16 +118,16 @@ def cpp_front_end_us(app: str, context: dict, main_source: str, sources: tuple[s
 
 
 def bench(lab, numpy_front_end_us: float, cpp_us: float | None) -> list[list[str]]:
-    from tinyml.data import load_dataset
-    from tinyml.tflm import measure_arena
+    from tinyml.core.data import load_dataset
+    from tinyml.model.tflm import measure_arena
 
     quantize = lab.deploy.stage("quantize").facts
     inspect = lab.deploy.stage("inspect").facts
     test = load_dataset(lab.out_dir / "test.npz")
     int8_bytes = (lab.out_dir / "deploy" / "model_int8.tflite").read_bytes()
     float_bytes = float_tflite(lab.out_dir / "model_float.h5")
-    from tinyml.modelfile import read_model
-    from tinyml.quantize import quantize_input
+    from tinyml.model.modelfile import read_model
+    from tinyml.model.quantize import quantize_input
 
     x_int8 = quantize_input(test.x[:1], read_model(int8_bytes).inputs[0])
     rows = []

@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
 
-    from tinyml.compare import compare_variants
+    from tinyml.optimize.compare import compare_variants
     from tinyml.labs.gesture import load_gesture_data, train_gesture_model
-    from tinyml.weight_stats import kernel_bytes
+    from tinyml.optimize.weight_stats import kernel_bytes
 
     started = time.perf_counter()
     data = load_gesture_data()

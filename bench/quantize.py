@@ -24,9 +24,9 @@ from modelzoo import INPUT_SHAPES, build_keras_model  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from tinyml.data import Dataset  # noqa: E402
-from tinyml.inspect import inspect_model  # noqa: E402
-from tinyml.quantize import quantize_input, quantize_model  # noqa: E402
+from tinyml.core.data import Dataset  # noqa: E402
+from tinyml.model.inspect import inspect_model  # noqa: E402
+from tinyml.model.quantize import quantize_input, quantize_model  # noqa: E402
 
 N_CLASSES = 4
 PARITY_INPUTS = 1000
@@ -44,8 +44,8 @@ def pattern_task(kind: str, count: int, seed: int) -> Dataset:
 
 def parity(tflite_bytes: bytes, samples: np.ndarray, input_facts) -> tuple[int, int]:
     """(inputs where TFLM and the TFLite reference differ anywhere, largest difference in LSB)."""
-    from tinyml.reference import ReferenceInterpreter
-    from tinyml.tflm import TflmRunner
+    from tinyml.model.reference import ReferenceInterpreter
+    from tinyml.model.tflm import TflmRunner
 
     tflm, reference = TflmRunner(tflite_bytes), ReferenceInterpreter(tflite_bytes)
     worst, differing = 0, 0

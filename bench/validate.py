@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyml.emulated_device import EmulatedDevice
-from tinyml.link import DeviceLink
-from tinyml.protocol import PROTOCOL_VERSION, DeviceInfo, TensorSpec
+from tinyml.device.protocol_twin import ProtocolTwin
+from tinyml.device.link import DeviceLink
+from tinyml.firmware.protocol import PROTOCOL_VERSION, DeviceInfo, TensorSpec
 
 SIZES = (16, 64, 256, 1024, 4096)
 RX_BUFFERS = (64, 256)
@@ -44,7 +44,7 @@ class PtyDevice:
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)
         self.port = os.ttyname(self.slave)
-        self.device = EmulatedDevice(info, lambda x: (x * (output_bytes // len(x) + 1))[:output_bytes], lambda data: os.write(self.master, data))
+        self.device = ProtocolTwin(info, lambda x: (x * (output_bytes // len(x) + 1))[:output_bytes], lambda data: os.write(self.master, data))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -86,10 +86,10 @@ def efficiency_table() -> None:
 
 
 def throughput_table(model: Path, samples: int) -> None:
-    from tinyml.tflm import TflmRunner, measure_arena
-    from tinyml.validate import validate_device
-    from tinyml.virtual_board import VirtualBoard
-    from tinyml.data import Dataset
+    from tinyml.model.tflm import TflmRunner, measure_arena
+    from tinyml.validation.validate import validate_device
+    from tinyml.device.virtual_board import VirtualBoard
+    from tinyml.core.data import Dataset
 
     model_bytes = model.read_bytes()
     arena = measure_arena(model_bytes)

@@ -1,4 +1,4 @@
-"""Compile generated and fixed firmware C++ on the host, strictly, through tinyml.tools.run.
+"""Compile generated and fixed firmware C++ on the host, strictly, through tinyml.core.tools.run.
 
 Shared by the tests of every area that emits C/C++ (convert, render, protocol, features):
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from conftest import require_tool
 
-from tinyml.tools import run
+from tinyml.core.tools import run
 
 HOST_GXX = "g++"
 ARM_GXX = "arm-none-eabi-g++"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tinyml.boards import get_board, list_boards, load_board_file
-from tinyml.errors import InputError
-from tinyml.tools import run
+from tinyml.firmware.boards import get_board, list_boards, load_board_file
+from tinyml.core.errors import InputError
+from tinyml.core.tools import run
 
 TINYML = str(Path(sys.executable).parent / "tinyml")
 REQUIRED = {"nano33ble_sense", "nano33ble_sense_rev2", "nano_rp2040_connect"}

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyml.compare import CompareReport, check_variants
-from tinyml.data import Dataset
-from tinyml.errors import InputError
+from tinyml.optimize.compare import CompareReport, check_variants
+from tinyml.core.data import Dataset
+from tinyml.core.errors import InputError
 
 SPARSITY = 0.5
 CLUSTERS = 8
@@ -41,7 +41,7 @@ def eval_data() -> Dataset:
 def compared(tmp_path_factory: pytest.TempPathFactory, eval_data: Dataset) -> tuple[CompareReport, Path]:
     import keras
 
-    from tinyml.compare import compare_variants
+    from tinyml.optimize.compare import compare_variants
 
     train = _classification_data(256, 0)
     keras.utils.set_random_seed(0)
@@ -86,10 +86,10 @@ def test_qat_is_full_int8_and_agrees_with_the_tflm_runtime(compared, eval_data: 
     """TFLM runs the QAT model as TFLite does, up to TFLite's FULLY_CONNECTED kernel, which rounds
     an occasional output one LSB away from TFLM (and from the integer arithmetic worked by hand);
     the board's bit-exactness against TFLM is checked through validate below."""
-    from tinyml.modelfile import read_model
-    from tinyml.quantize import quantize_input
-    from tinyml.reference import ReferenceInterpreter
-    from tinyml.tflm import TflmRunner
+    from tinyml.model.modelfile import read_model
+    from tinyml.model.quantize import quantize_input
+    from tinyml.model.reference import ReferenceInterpreter
+    from tinyml.model.tflm import TflmRunner
 
     report, _ = compared
     model_bytes = report.tflite[variant]
@@ -110,9 +110,9 @@ def test_qat_is_full_int8_and_agrees_with_the_tflm_runtime(compared, eval_data: 
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", INT8_VARIANTS)
 def test_every_variant_renders_and_validates_exactly_on_the_virtual_board(compared, eval_data: Dataset, tmp_path: Path, variant: str) -> None:
-    from tinyml.render import render_project
-    from tinyml.validate import validate_device
-    from tinyml.virtual_board import VirtualBoard
+    from tinyml.firmware.render import render_project
+    from tinyml.validation.validate import validate_device
+    from tinyml.device.virtual_board import VirtualBoard
 
     report, _ = compared
     model_bytes = report.tflite[variant]
@@ -155,9 +155,9 @@ def test_lut_compression_shrinks_a_clustered_model_and_runs_bit_exactly_on_tflm(
     import keras
 
     from modelzoo import convert_int8
-    from tinyml.compare import lut_size_checked
-    from tinyml.tflm import TflmRunner
-    from tinyml.weight_stats import kernel_stats, lut_compress
+    from tinyml.optimize.compare import lut_size_checked
+    from tinyml.model.tflm import TflmRunner
+    from tinyml.optimize.weight_stats import kernel_stats, lut_compress
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(4)])

@@ -10,10 +10,10 @@ from ccompile import ARM_CORTEX_M4, compile_and_run, compile_objects
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tinyml.convert import c_byte_array, c_float_literal, c_string_literal, check_identifier, convert_model, generate_model_data
-from tinyml.errors import InputError, ModelError
-from tinyml.modelfile import read_model
-from tinyml.tools import run
+from tinyml.firmware.convert import c_byte_array, c_float_literal, c_string_literal, check_identifier, convert_model, generate_model_data
+from tinyml.core.errors import InputError, ModelError
+from tinyml.model.modelfile import read_model
+from tinyml.core.tools import run
 
 # Writes the array and the labels (each ended by a NUL) to files, and prints the facts.
 READER_CC = r"""

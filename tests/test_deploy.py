@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyml.data import Dataset
+from tinyml.core.data import Dataset
 from tinyml.deploy import STATE_FILE, deploy
-from tinyml.errors import InputError, TinyMLError
+from tinyml.core.errors import InputError, TinyMLError
 
 BOARD = "nano33ble_sense"
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from conftest import require_tool
 
-from tinyml.errors import InputError
-from tinyml.features.cpp import render_plain_sources
+from tinyml.core.errors import InputError
+from tinyml.firmware.apps import render_plain_sources
 from tinyml.features.logmel import PARITY_TOLERANCE, LogMelSpec
 
 # Reads int16 PCM from argv[1]; writes the float features of every hop (argv[2]) and, once the

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import require_tool
 
-from tinyml.features.cpp import render_plain_sources
+from tinyml.firmware.apps import render_plain_sources
 from tinyml.features.logmel import LogMelSpec
 
 # Labels: 0 silence, 1 unknown, 2 yes, 3 no. Reads lines "time_ms s0 s1 s2 s3" (int8 scores)

@@ -1,9 +1,9 @@
 """The firmware's protocol C++ (firmware_templates/common) against the Python host code.
 
 The C++ server is compiled with g++ around a test model (tests/firmware_host/host_main.cpp),
-put behind a pty like a board's USB serial port, and driven by the same `tinyml.link` code
+put behind a pty like a board's USB serial port, and driven by the same `tinyml.device.link` code
 that validates real boards. The error replies are checked against the C++ server and the
-Python emulation of it (tinyml.emulated_device) with one table, so the two cannot drift.
+Python twin of it (tinyml.device.protocol_twin) with one table, so the two cannot drift.
 The same sources are cross-compiled for a Cortex-M4 with -Werror.
 """
 
@@ -21,11 +21,11 @@ import pytest
 from ccompile import ARM_CORTEX_M0PLUS, ARM_CORTEX_M4, compile_objects, compile_program
 from conftest import require_tool
 
-from tinyml import protocol
-from tinyml.emulated_device import EmulatedDevice
-from tinyml.link import DeviceLink
-from tinyml.protocol import DeviceInfo, Frame, MessageType, Status, TensorSpec
-from tinyml.resources import templates_dir
+from tinyml.firmware import protocol
+from tinyml.device.protocol_twin import ProtocolTwin
+from tinyml.device.link import DeviceLink
+from tinyml.firmware.protocol import DeviceInfo, Frame, MessageType, Status, TensorSpec
+from tinyml.core.resources import templates_dir
 
 COMMON = templates_dir() / "common"
 HOST_MAIN = Path(__file__).parent / "firmware_host" / "host_main.cpp"
@@ -86,7 +86,7 @@ def test_protocol_sources_cross_compile_for_the_boards(cpu_flags: tuple[str, ...
     objects = compile_objects(sources, [COMMON, header_dir], std="gnu++14", flags=(*cpu_flags, "-fno-exceptions", "-fno-rtti"), out_dir=tmp_path)
     assert all(obj.stat().st_size > 0 for obj in objects)
     # No heap in the firmware path: nothing calls malloc/new (or their frees) directly.
-    from tinyml.tools import run
+    from tinyml.core.tools import run
 
     nm = require_tool("arm-none-eabi-nm")
     undefined = set()
@@ -190,15 +190,15 @@ ERROR_CASES = [
 ]
 
 
-def _python_server() -> tuple[EmulatedDevice, list[bytes]]:
+def _python_server() -> tuple[ProtocolTwin, list[bytes]]:
     spec_in = TensorSpec("int8", (1, INPUT_BYTES), 0.5, -3)
     spec_out = TensorSpec("int8", (1, OUTPUT_BYTES), 0.25, 7)
     info = DeviceInfo(1, "host-test", "host", "0123456789abcdef", 1234, 256, spec_in, spec_out, 3, ("zero", "one", "two"))
     written: list[bytes] = []
-    return EmulatedDevice(info, expected_output, written.append), written
+    return ProtocolTwin(info, expected_output, written.append), written
 
 
-def _exchange_python(device: EmulatedDevice, written: list[bytes], frame: Frame) -> Frame:
+def _exchange_python(device: ProtocolTwin, written: list[bytes], frame: Frame) -> Frame:
     written.clear()
     device.receive(protocol.encode_frame(frame))
     frames = protocol.FrameDecoder().feed(b"".join(written))
@@ -211,7 +211,7 @@ def test_error_replies_match_between_cpp_and_python(host_program: Path) -> None:
     firmware = HostFirmware(host_program, 256)
     device, written = _python_server()
     try:
-        from tinyml.link import open_port
+        from tinyml.device.link import open_port
 
         port = open_port(firmware.port)
         try:
@@ -243,7 +243,7 @@ def test_error_replies_match_between_cpp_and_python(host_program: Path) -> None:
 
 @pytest.mark.timeout(60)
 def test_cpp_server_resynchronises_after_garbage_and_broken_frames(host_program: Path) -> None:
-    from tinyml.link import open_port
+    from tinyml.device.link import open_port
 
     firmware = HostFirmware(host_program, 256)
     rng = np.random.default_rng(11)
@@ -273,7 +273,7 @@ def test_silent_host_returns_the_device_to_human_mode() -> None:
     spec_out = TensorSpec("int8", (1, OUTPUT_BYTES), 0.25, 7)
     info = DeviceInfo(1, "host-test", "host", "0123456789abcdef", 1234, 256, spec_in, spec_out, 3, ("zero", "one", "two"))
     written: list[bytes] = []
-    device = EmulatedDevice(info, expected_output, written.append, clock_us=lambda: now[0])
+    device = ProtocolTwin(info, expected_output, written.append, clock_us=lambda: now[0])
     device.receive(protocol.encode_frame(_hello(1)))
     assert device.binary
     now[0] += (protocol.BINARY_IDLE_TIMEOUT_MS - 1) * 1000

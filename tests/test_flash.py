@@ -20,12 +20,12 @@ import serial
 from conftest import require_tool
 
 import tinyml
-from tinyml.boards import get_board
-from tinyml.errors import DeviceError, InputError, ToolError
-from tinyml.flash import UsbPort, check_port, explain_failure, flash_project, resolve_port
-from tinyml.platformio import PlatformIO, find_pio, registry_reachable, uploader_tools
-from tinyml.render import MANIFEST_NAME
-from tinyml.tools import run
+from tinyml.firmware.boards import get_board
+from tinyml.core.errors import DeviceError, InputError, ToolError
+from tinyml.device.flash import UsbPort, check_port, explain_failure, flash_project, resolve_port
+from tinyml.device.platformio import PlatformIO, find_pio, registry_reachable, uploader_tools
+from tinyml.firmware.render import MANIFEST_NAME
+from tinyml.core.tools import run
 
 TINYML = str(Path(sys.executable).parent / "tinyml")
 
@@ -39,7 +39,7 @@ def require_pio() -> str:
 
 @pytest.fixture(scope="module")
 def project(int8_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tinyml.render import render_project
+    from tinyml.firmware.render import render_project
 
     out = tmp_path_factory.mktemp("flash") / "firmware"
     render_project("nano33ble_sense", int8_models["dense"], out)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tinyml import ops
-from tinyml.errors import ModelError
-from tinyml.inspect import ARENA_FIXED_MARGIN_BYTES, FitReport, check_fits, fit_for, inspect_model
+from tinyml.model import ops
+from tinyml.core.errors import ModelError
+from tinyml.model.inspect import ARENA_FIXED_MARGIN_BYTES, FitReport, check_fits, fit_for, inspect_model
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def gelu_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @dataclass
 class StandInBoard:
-    """The attributes of tinyml.boards.BoardProfile that inspect reads, with numbers chosen per test."""
+    """The attributes of tinyml.firmware.boards.BoardProfile that inspect reads, with numbers chosen per test."""
 
     id: str = "standin"
     name: str = "Stand-in board"
@@ -68,7 +68,7 @@ def test_macs_of_convolutions(reports) -> None:
 
 
 def test_arena_is_measured_and_margin_is_stated(reports, int8_models) -> None:
-    from tinyml.tflm import TflmRunner
+    from tinyml.model.tflm import TflmRunner
 
     for kind, report in reports.items():
         assert report.arena_bytes > 0
@@ -120,7 +120,7 @@ def test_fit_arithmetic(reports) -> None:
 
 
 def test_fit_on_real_board_profiles(int8_models) -> None:
-    from tinyml.boards import get_board
+    from tinyml.firmware.boards import get_board
 
     board = get_board("nano33ble_sense")
     report = inspect_model(int8_models["depthwise"], board=board)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import require_tool
 
-from tinyml.boards import get_board
+from tinyml.firmware.boards import get_board
 from tinyml.features.imu import ImuWindowSpec
 from tinyml.labs.pipeline import LabResult
 
@@ -122,7 +122,7 @@ def test_gesture_firmware_plain_cpp_compiles_for_each_sense_board(gesture_lab: L
     src = _render_for(gesture_lab, board, "gesture", tmp_path / "render")
     assert "TINYML_IMU_" in (src.parent / "platformio.ini").read_text()
     # The live input is quantized with exactly the model's float32 scale.
-    from tinyml.modelfile import read_model
+    from tinyml.model.modelfile import read_model
 
     scale = re.search(r"kInputScale = ([^f;]+)f;", (src / "app_config.h").read_text()).group(1)
     assert np.float32(float(scale)) == np.float32(read_model(gesture_lab.out_dir / "deploy" / "model_int8.tflite").inputs[0].scale)
@@ -139,12 +139,12 @@ def test_kws_top1_on_c_features_equals_top1_on_numpy_features(kws_lab: LabResult
     """Every test clip through the board's C++ front end and through numpy: the model agrees."""
     from test_features_logmel import LOGMEL_HARNESS
 
-    from tinyml.features.cpp import render_plain_sources
+    from tinyml.firmware.apps import render_plain_sources
     from tinyml.features.logmel import LogMelSpec
     from tinyml.labs.speech import SpeechSettings, load_or_synthesise
-    from tinyml.modelfile import read_model
-    from tinyml.quantize import quantize_input
-    from tinyml.reference import ReferenceInterpreter
+    from tinyml.model.modelfile import read_model
+    from tinyml.model.quantize import quantize_input
+    from tinyml.model.reference import ReferenceInterpreter
 
     gxx = require_tool("g++")
     spec = LogMelSpec()
@@ -193,10 +193,10 @@ def test_gesture_firmware_path_on_a_real_recording_gives_the_host_inputs(gesture
     """A held-out recording, sample by sample through the board's C++ window, equals the host's int8 inputs."""
     from test_features_imu import HARNESS
 
-    from tinyml.features.cpp import render_plain_sources
+    from tinyml.firmware.apps import render_plain_sources
     from tinyml.labs.gesture import TEST_SUBJECTS, load_recordings
-    from tinyml.modelfile import read_model
-    from tinyml.quantize import quantize_input
+    from tinyml.model.modelfile import read_model
+    from tinyml.model.quantize import quantize_input
 
     gxx = require_tool("g++")
     spec = ImuWindowSpec(stride_samples=50)  # the spec the lab fixture trained with

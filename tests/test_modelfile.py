@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tinyml.errors import InputError
-from tinyml.modelfile import SUPPORTED_SCHEMA_VERSION, read_model
+from tinyml.core.errors import InputError
+from tinyml.model.modelfile import SUPPORTED_SCHEMA_VERSION, read_model
 
 
 def test_facts_of_the_dense_model(int8_models: dict[str, Path]) -> None:

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from tinyml import main
-from tinyml.data import Dataset
-from tinyml.errors import InputError, ModelError, ToolError
-from tinyml.optimize import OptimizeSettings, check_dataset, check_qat_layers
+from tinyml.core.data import Dataset
+from tinyml.core.errors import InputError, ModelError, ToolError
+from tinyml.optimize.tfmot import OptimizeSettings, check_dataset, check_qat_layers
 
 
 def _classification_data(n: int, seed: int) -> Dataset:
@@ -105,7 +105,7 @@ def test_labels_beyond_the_model_outputs_are_refused() -> None:
 
 
 def test_missing_tf_keras_says_the_pip_line(monkeypatch) -> None:
-    from tinyml import tfkeras_rebuild
+    from tinyml.optimize import tfkeras_rebuild
 
     tfkeras_rebuild.tf_keras_module.cache_clear()
     monkeypatch.setitem(sys.modules, "tf_keras", None)  # None in sys.modules makes the import fail
@@ -121,7 +121,7 @@ def test_keras3_models_are_rebuilt_in_tf_keras_with_the_same_outputs() -> None:
     import keras
     import tf_keras
 
-    from tinyml.tfkeras_rebuild import to_tf_keras
+    from tinyml.optimize.tfkeras_rebuild import to_tf_keras
 
     keras.utils.set_random_seed(3)
     inputs = keras.Input((8, 1, 3))
@@ -142,7 +142,7 @@ def test_keras3_models_are_rebuilt_in_tf_keras_with_the_same_outputs() -> None:
 def test_more_clusters_than_a_kernel_has_weights_is_refused_before_training() -> None:
     import keras
 
-    from tinyml.optimize import optimize_model
+    from tinyml.optimize.tfmot import optimize_model
 
     model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(24, activation="relu"), keras.layers.Dense(4, activation="softmax", name="head")])
     with pytest.raises(InputError) as info:
@@ -154,7 +154,7 @@ def test_more_clusters_than_a_kernel_has_weights_is_refused_before_training() ->
 def test_a_tf_keras_model_is_copied_so_fine_tuning_leaves_it_alone() -> None:
     import tf_keras
 
-    from tinyml.tfkeras_rebuild import to_tf_keras
+    from tinyml.optimize.tfkeras_rebuild import to_tf_keras
 
     model = tf_keras.Sequential([tf_keras.Input((4,)), tf_keras.layers.Dense(3)])
     before = [w.copy() for w in model.get_weights()]
@@ -168,7 +168,7 @@ def test_a_tf_keras_model_is_copied_so_fine_tuning_leaves_it_alone() -> None:
 def test_qat_names_a_conv1d_layer_and_the_conv2d_rewrite() -> None:
     import keras
 
-    from tinyml.tfkeras_rebuild import to_tf_keras
+    from tinyml.optimize.tfkeras_rebuild import to_tf_keras
 
     model = keras.Sequential([keras.Input((32, 3)), keras.layers.Conv1D(8, 5, name="imu_conv"), keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(4)])
     with pytest.raises(ModelError) as info:
@@ -179,7 +179,7 @@ def test_qat_names_a_conv1d_layer_and_the_conv2d_rewrite() -> None:
 
 @pytest.mark.slow
 def test_cli_prune_cluster_qat_writes_int8_model_and_report(dense_files, tmp_path: Path, capsys) -> None:
-    from tinyml.modelfile import read_model
+    from tinyml.model.modelfile import read_model
 
     out = tmp_path / "out"
     arguments = ["optimize", str(dense_files["model"]), "--train", str(dense_files["train"]), "--val", str(dense_files["val"])]

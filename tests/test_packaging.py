@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 # What a source distribution of the project holds; the rest of the checkout is not needed.
-SOURCE_ITEMS = ("pyproject.toml", "README.md", "toolchain", "firmware_templates", "boards")
+SOURCE_ITEMS = ("pyproject.toml", "setup.py", "README.md", "toolchain", "firmware_templates", "boards")
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +70,8 @@ def test_installed_tinyml_help_lists_every_stage(installed: Path, tmp_path: Path
 
 def test_installed_package_ships_templates_and_boards(installed: Path, tmp_path: Path, repo_root: Path) -> None:
     code = (
-        "import tinyml, tinyml.resources as r\n"
-        "from tinyml.boards import list_boards\n"
+        "import tinyml, tinyml.core.resources as r\n"
+        "from tinyml.firmware.boards import list_boards\n"
         "print(tinyml.__file__)\n"
         "print(r.templates_dir())\n"
         "print(r.boards_dir())\n"

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tinyml import protocol
-from tinyml.protocol import (
+from tinyml.firmware import protocol
+from tinyml.firmware.protocol import (
     DeviceInfo,
     Frame,
     FrameDecoder,

@@ -1,4 +1,4 @@
-"""tinyml.link's distinct errors, against a scripted device on a pty that misbehaves on purpose."""
+"""tinyml.device.link's distinct errors, against a scripted device on a pty that misbehaves on purpose."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from collections.abc import Callable
 
 import pytest
 
-from tinyml import protocol
-from tinyml.errors import DeviceError
-from tinyml.link import DeviceLink
-from tinyml.protocol import (
+from tinyml.firmware import protocol
+from tinyml.core.errors import DeviceError
+from tinyml.device.link import DeviceLink
+from tinyml.firmware.protocol import (
     ChecksumError,
     DeviceErrorReply,
     Frame,

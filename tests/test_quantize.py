@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from modelzoo import INPUT_SHAPES, build_keras_model
 
-from tinyml.data import Dataset
-from tinyml.errors import InputError, ModelError
-from tinyml.modelfile import read_model
-from tinyml.quantize import dequantize_output, predicted_classes, quantize_input, quantize_model
+from tinyml.core.data import Dataset
+from tinyml.core.errors import InputError, ModelError
+from tinyml.model.modelfile import read_model
+from tinyml.model.quantize import dequantize_output, predicted_classes, quantize_input, quantize_model
 
 N_CLASSES = 4
 # Ops that Keras 3's dynamic batch dimension adds when the batch is not fixed before conversion.
@@ -88,7 +88,7 @@ def test_report_gives_sizes_ops_and_quantization(quantized) -> None:
 
 def test_float_and_int8_predictions_agree_per_sample(quantized) -> None:
     """The int8 path in the report (quantize input, reference interpreter, dequantize) is consistent."""
-    from tinyml.reference import ReferenceInterpreter
+    from tinyml.model.reference import ReferenceInterpreter
 
     model, result = quantized["dense"]
     samples = synthetic_task("dense", 50, seed=3)
@@ -105,14 +105,14 @@ def test_float_and_int8_predictions_agree_per_sample(quantized) -> None:
 def test_tflm_matches_reference_on_realistic_inputs(quantized, kind: str) -> None:
     """TFLM and the TFLite reference on 150 calibration-distribution inputs.
 
-    What is true on this stack (tinyml.reference; tests/test_tflm.py pins the cause): almost
+    What is true on this stack (tinyml.model.reference; tests/test_tflm.py pins the cause): almost
     every input matches on every output element; rarely one element differs by exactly 1 LSB,
     because TFLM requantizes with double rounding and TFLite's kernels do not always, and the
     two rules disagree next to a .5 tie. So: at least 100 inputs match exactly, at most 2%
     differ, and never by more than 1 LSB.
     """
-    from tinyml.reference import ReferenceInterpreter
-    from tinyml.tflm import TflmRunner
+    from tinyml.model.reference import ReferenceInterpreter
+    from tinyml.model.tflm import TflmRunner
 
     _, result = quantized[kind]
     tflm = TflmRunner(result.tflite_bytes)
@@ -130,8 +130,8 @@ def test_tflm_matches_reference_on_realistic_inputs(quantized, kind: str) -> Non
 @pytest.mark.parametrize("kind", list(INPUT_SHAPES))
 def test_quantized_model_passes_inspect_for_the_board(quantized, kind: str) -> None:
     """quantize, then inspect: what render will ask before it writes firmware."""
-    from tinyml.boards import get_board
-    from tinyml.inspect import check_fits, inspect_model
+    from tinyml.firmware.boards import get_board
+    from tinyml.model.inspect import check_fits, inspect_model
 
     _, result = quantized[kind]
     report = inspect_model(result.out, board=get_board("nano33ble_sense"))
@@ -295,7 +295,7 @@ def test_api_rejects_non_models_and_unlabelled_nan() -> None:
 
 
 def test_quantize_input_rounds_half_away_from_zero_and_saturates() -> None:
-    from tinyml.modelfile import TensorFacts
+    from tinyml.model.modelfile import TensorFacts
 
     tensor = TensorFacts(index=0, name="x", shape=(1, 6), dtype="int8", scales=(0.5,), zero_points=(3,))
     # 0.25 / 0.5 = +0.5 -> 1 and -0.5 -> -1 (std::round), then + zero point 3; beyond the range: clipped.

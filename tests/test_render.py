@@ -12,11 +12,11 @@ import pytest
 from ccompile import ARM_CORTEX_M0PLUS, ARM_CORTEX_M4, HOST_GXX, compile_and_run, compile_objects
 from conftest import require_tool
 
-from tinyml.boards import get_board, list_boards
-from tinyml.errors import InputError, ModelError, ToolError
-from tinyml.platformio import find_pio
-from tinyml.render import MANIFEST_NAME, render_project
-from tinyml.tools import run
+from tinyml.firmware.boards import get_board, list_boards
+from tinyml.core.errors import InputError, ModelError, ToolError
+from tinyml.device.platformio import find_pio
+from tinyml.firmware.render import MANIFEST_NAME, render_project
+from tinyml.core.tools import run
 
 TINYML = str(Path(sys.executable).parent / "tinyml")
 LABELS = ["up", 'say "hi"', "??/ */", "ünï"]
@@ -145,8 +145,9 @@ int main() {
 def test_device_info_reports_the_model_and_board(projects: dict[tuple[str, str], Path], int8_models: dict[str, Path], tmp_path: Path, board_id: str, kind: str) -> None:
     import numpy as np
 
-    from tinyml import __version__, protocol
-    from tinyml.modelfile import read_model
+    from tinyml import __version__
+    from tinyml.firmware import protocol
+    from tinyml.model.modelfile import read_model
 
     src = projects[(board_id, kind)] / "src"
     program = tmp_path / "info.cc"
@@ -306,7 +307,7 @@ def test_files_no_longer_generated_are_removed_unless_edited(int8_models: dict[s
 
 
 def test_app_that_cannot_read_the_boards_sensor_part_is_refused() -> None:
-    from tinyml.render import AppSpec, app_sensors
+    from tinyml.firmware.render import AppSpec, app_sensors
 
     app = AppSpec(name="tilt", directory=Path("."), requires_sensors=("imu",), supported_parts={"imu": ("LSM9DS1", "BMI270_BMM150")})
     assert app_sensors(get_board("nano33ble_sense_rev2"), app)["imu"].part == "BMI270_BMM150"

@@ -1,7 +1,7 @@
 """The TFLM Python runtime wrapper: exact arena bisection, errors, and how TFLM rounds.
 
 The rounding test pins down the one known difference between TFLM and the TFLite host
-reference (see tinyml.reference): TFLM requantizes with gemmlowp's double rounding
+reference (see tinyml.model.reference): TFLM requantizes with gemmlowp's double rounding
 (SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT), TFLite's reference kernels in
 the TensorFlow 2.21 wheel with single rounding (one 64-bit multiply, round half up). Both are
 emulated here in numpy and compared with the runtimes on every element.
@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from modelzoo import sample_inputs
 
-from tinyml import tflm
-from tinyml.errors import ModelError
-from tinyml.modelfile import read_model
-from tinyml.tflm import TflmRunner, measure_arena
+from tinyml.model import tflm
+from tinyml.core.errors import ModelError
+from tinyml.model.modelfile import read_model
+from tinyml.model.tflm import TflmRunner, measure_arena
 
 
 @pytest.mark.parametrize("kind", ["dense", "conv2d"])
@@ -96,7 +96,7 @@ def test_tflm_requantizes_with_double_rounding_tflite_reference_with_single(int8
     import tensorflow as tf
     from tflite_micro import runtime
 
-    from tinyml.quantize import quantize_input
+    from tinyml.model.quantize import quantize_input
 
     model = int8_models["dense"].read_bytes()
     facts = read_model(model)

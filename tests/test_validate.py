@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 import tinyml
-from tinyml.data import Dataset
-from tinyml.errors import DeviceError, InputError
-from tinyml.modelfile import read_model
-from tinyml.tflm import measure_arena
-from tinyml.validate import SAMPLES_FILE, ThresholdFailed, prepare_inputs, validate_device
-from tinyml.virtual_board import Faults, VirtualBoard
+from tinyml.core.data import Dataset
+from tinyml.core.errors import DeviceError, InputError
+from tinyml.model.modelfile import read_model
+from tinyml.model.tflm import measure_arena
+from tinyml.validation.validate import SAMPLES_FILE, ThresholdFailed, prepare_inputs, validate_device
+from tinyml.device.virtual_board import Faults, VirtualBoard
 
 FAST_LINK = {"reply_timeout": 0.25, "reconnect_timeout": 5.0}
 
@@ -256,10 +256,10 @@ def test_pipeline_quantize_render_virtual_board_validate(tmp_path: Path) -> None
     """The whole chain: the rendered firmware carries this protocol, the board answers exactly."""
     from modelzoo import build_keras_model, sample_inputs
 
-    from tinyml import protocol
-    from tinyml.quantize import quantize_model
-    from tinyml.render import render_project
-    from tinyml.resources import templates_dir
+    from tinyml.firmware import protocol
+    from tinyml.model.quantize import quantize_model
+    from tinyml.firmware.render import render_project
+    from tinyml.core.resources import templates_dir
 
     x = sample_inputs("dense", 48, seed=4)
     y = np.arange(48) % 4

@@ -1,4 +1,4 @@
-"""The virtual board on a real pty, driven by tinyml.link through pyserial, under each fault."""
+"""The virtual board on a real pty, driven by tinyml.device.link through pyserial, under each fault."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyml import protocol
-from tinyml.link import DeviceLink, open_port
-from tinyml.protocol import Frame, MessageType
-from tinyml.tflm import TflmRunner, measure_arena
-from tinyml.virtual_board import Faults, VirtualBoard
+from tinyml.firmware import protocol
+from tinyml.device.link import DeviceLink, open_port
+from tinyml.firmware.protocol import Frame, MessageType
+from tinyml.model.tflm import TflmRunner, measure_arena
+from tinyml.device.virtual_board import Faults, VirtualBoard
 
 LABELS = ["up", "down", "left", "right"]
 
@@ -171,7 +171,7 @@ def test_cli_board_prints_its_port_and_cleans_up_on_sigterm(conv_model: Path, tm
 
 @pytest.mark.timeout(60)
 def test_monitor_wakes_a_board_left_in_binary_mode(conv_model: Path, conv_arena: int, tmp_path: Path) -> None:
-    from tinyml.monitor import Monitor
+    from tinyml.device.monitor import Monitor
 
     with VirtualBoard(conv_model, labels=LABELS, link=tmp_path / "port", arena_bytes=conv_arena) as board:
         port = open_port(board.port)
@@ -194,7 +194,7 @@ def test_monitor_wakes_a_board_left_in_binary_mode(conv_model: Path, conv_arena:
 
 @pytest.mark.timeout(60)
 def test_monitor_follows_a_board_through_a_reset(conv_model: Path, conv_arena: int, tmp_path: Path) -> None:
-    from tinyml.monitor import Monitor
+    from tinyml.device.monitor import Monitor
 
     with VirtualBoard(conv_model, link=tmp_path / "port", arena_bytes=conv_arena) as board:
         with Monitor(board.port) as monitor:

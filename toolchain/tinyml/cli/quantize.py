@@ -1,0 +1,73 @@
+"""`tinyml quantize MODEL --calibration DATA [--eval DATA] [--out FILE]`: rendering only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
+    parser = subparsers.add_parser("quantize", help=summary, description=summary + ". Refuses hybrid or float results; writes nothing then.")
+    parser.add_argument("model", metavar="MODEL", help="trained Keras model: .keras, legacy .h5, or a SavedModel folder")
+    parser.add_argument("--calibration", required=True, metavar="DATA", help="representative samples, .npz (x, optional y) or .npy; 100-500 is plenty")
+    parser.add_argument("--eval", metavar="DATA", help=".npz with x and y: float and int8 accuracy on the same samples")
+    parser.add_argument("--out", metavar="FILE", help="output .tflite (default: MODEL's name with _int8.tflite, next to it)")
+    parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    parser.set_defaults(run=run)
+
+
+def default_out(model: str) -> Path:
+    path = Path(model.rstrip("/\\"))
+    return path.with_name(f"{path.stem if path.suffix else path.name}_int8.tflite")
+
+
+def run(args: argparse.Namespace) -> int:
+    # TensorFlow's C++ start-up chatter is not for this audience; --verbose keeps it.
+    if not args.verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tinyml.cli.console import stdout_console
+    from tinyml.core.data import load_dataset
+    from tinyml.model.quantize import quantize_model
+
+    calibration = load_dataset(args.calibration)
+    eval_data = load_dataset(args.eval) if args.eval else None
+    out = Path(args.out) if args.out else default_out(args.model)
+    if args.quiet or eval_data is None:
+        result = quantize_model(args.model, calibration, eval_data=eval_data, out=out, force=args.force)
+    else:
+        from rich.progress import Progress
+
+        from tinyml.cli.console import stderr_console
+
+        with Progress(console=stderr_console(), transient=True, disable=not stderr_console().is_terminal) as bar:
+            task = bar.add_task("evaluating float and int8", total=None)
+            result = quantize_model(
+                args.model,
+                calibration,
+                eval_data=eval_data,
+                out=out,
+                force=args.force,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    console = stdout_console()
+    console.print(f"[bold]{result.out}[/bold]  model id {result.facts.short_hash}  full-integer int8")
+    console.print(
+        f"  size   float {result.float_size_bytes:,} B -> int8 {result.int8_size_bytes:,} B  (float/int8 = {result.size_ratio:.2f}x)"
+    )
+    console.print("  ops    " + ", ".join(f"{op} x{n}" for op, n in result.ops.items()))
+    for kind, t in (("input", result.input), ("output", result.output)):
+        console.print(f"  {kind:<6} {t.dtype} {list(t.shape)}  scale {t.scale:.6g}  zero point {t.zero_point}")
+    console.print(f"  calibrated on {result.calibration_samples} samples")
+    if result.eval_samples:
+        line = f"  eval   {result.eval_samples} samples: "
+        if result.float_accuracy is not None:
+            line += f"accuracy float {result.float_accuracy:.2%}, int8 {result.int8_accuracy:.2%} (TFLite reference, no XNNPACK); "
+        line += f"float and int8 agree on {result.top1_agreement:.2%} of predictions"
+        console.print(line, soft_wrap=True)
+    return 0

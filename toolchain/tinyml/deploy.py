@@ -1,0 +1,402 @@
+"""`tinyml deploy`: quantize, inspect, render, flash (or start a virtual board) and validate.
+
+Each stage calls the public function of its own module; this module only orders them, keeps
+a state file so that a run can resume after a failed stage, and collects one summary.
+
+The state file (`deploy_state.json` in the output folder) records a fingerprint of the inputs
+(model, data, labels, board, port, app) and each stage that finished. A later run with the
+same inputs skips the stages already done; changed inputs start again from the first stage.
+A folder that holds files but no state file is someone's work: it is not written without
+`force`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinyml.core.data import Dataset, load_dataset, load_labels
+from tinyml.core.errors import InputError
+from tinyml.core.files import atomic_write_text
+
+log = logging.getLogger("tinyml.deploy")
+
+STAGES = ("quantize", "inspect", "render", "flash", "validate")
+STATE_FILE = "deploy_state.json"
+STATE_VERSION = 1
+MODEL_FILE = "model_int8.tflite"
+FIRMWARE_DIR = "firmware"
+REPORT_DIR = "validation"
+VIRTUAL_PORT = "virtual"
+
+Progress = Callable[[int, int], None]
+StageListener = Callable[[str, str], None]  # (stage, "start" | "done" | "skipped" | "resumed" | "failed")
+
+
+@dataclass
+class StageOutcome:
+    """What one stage did: its status and the facts the summary shows."""
+
+    name: str
+    status: str  # "done", "resumed" (done by an earlier run), "skipped", "failed"
+    facts: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "facts": self.facts, "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class DeployResult:
+    out_dir: Path
+    board: str
+    port: str
+    model_path: Path | None
+    stages: list[StageOutcome]
+    validation: Any = None  # tinyml.validation.validate.ValidationReport when validation ran in this process
+
+    def stage(self, name: str) -> StageOutcome:
+        return next(s for s in self.stages if s.name == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out_dir": str(self.out_dir),
+            "board": self.board,
+            "port": self.port,
+            "model": str(self.model_path) if self.model_path else None,
+            "stages": [s.to_dict() for s in self.stages],
+        }
+
+
+def _hash_array(h: Any, array: np.ndarray | None) -> None:
+    if array is None:
+        h.update(b"none")
+        return
+    array = np.ascontiguousarray(array)
+    h.update(f"{array.dtype.str}{array.shape}".encode())
+    h.update(array.tobytes())
+
+
+def _model_fingerprint(model: Any) -> str:
+    h = hashlib.sha256()
+    if isinstance(model, (str, Path)):
+        path = Path(model)
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for p in files:
+            h.update(p.name.encode())
+            h.update(p.read_bytes())
+    else:  # an in-memory Keras model: its architecture and weights
+        h.update(model.to_json().encode())
+        for weights in model.get_weights():
+            _hash_array(h, weights)
+    return h.hexdigest()
+
+
+def _fingerprint(model: Any, calibration: Dataset | None, eval_data: Dataset | None, labels: Sequence[str] | None, settings: Mapping[str, Any]) -> str:
+    h = hashlib.sha256()
+    h.update(_model_fingerprint(model).encode())
+    for data in (calibration, eval_data):
+        _hash_array(h, None if data is None else data.x)
+        _hash_array(h, None if data is None else data.y)
+    h.update(json.dumps({"labels": list(labels) if labels else None, **settings}, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def _as_dataset(data: Dataset | str | Path | None) -> Dataset | None:
+    if data is None or isinstance(data, Dataset):
+        return data
+    return load_dataset(data)
+
+
+def _is_tflite(model: Any) -> bool:
+    return isinstance(model, (str, Path)) and Path(model).suffix.lower() == ".tflite"
+
+
+class _State:
+    """The state file: which stages a run with these inputs has finished, and their facts."""
+
+    def __init__(self, out_dir: Path, fingerprint: str, force: bool) -> None:
+        self.path = out_dir / STATE_FILE
+        self.fingerprint = fingerprint
+        self.stages: dict[str, dict[str, Any]] = {}
+        if self.path.is_file():
+            try:
+                saved = json.loads(self.path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                saved = {}
+            if saved.get("version") == STATE_VERSION and saved.get("fingerprint") == fingerprint:
+                self.stages = dict(saved.get("stages", {}))
+            else:
+                log.info("the inputs changed since the last run in %s: starting from the first stage", out_dir)
+        elif out_dir.is_dir() and any(out_dir.iterdir()) and not force:
+            raise InputError(f"{out_dir} holds files that tinyml deploy did not write", "choose another --out, or pass --force to write into it")
+
+    def done(self, stage: str) -> dict[str, Any] | None:
+        entry = self.stages.get(stage)
+        return entry["facts"] if entry and entry.get("status") == "done" else None
+
+    def record(self, stage: str, status: str, facts: dict[str, Any]) -> None:
+        self.stages[stage] = {"status": status, "facts": facts}
+        self.save()
+
+    def save(self) -> None:
+        payload = {"version": STATE_VERSION, "fingerprint": self.fingerprint, "stages": self.stages}
+        atomic_write_text(self.path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+@dataclass
+class _Run:
+    """Everything the stages share in one deploy run."""
+
+    model: Any
+    board_id: str
+    board: Any  # tinyml.firmware.boards.BoardProfile
+    calibration: Dataset | None
+    eval_data: Dataset | None
+    labels: list[str] | None
+    port: str
+    out_dir: Path
+    app: str
+    app_context: dict[str, Any]
+    validate_limit: int | None
+    min_exact: float | None
+    min_agreement: float | None
+    progress: Progress | None
+    model_path: Path
+    resume_validation: bool = False
+    flashed_port: str | None = None  # where the flash stage found the running sketch
+    validation: Any = None
+
+
+def _stage_quantize(run: _Run) -> dict[str, Any]:
+    from tinyml.model.quantize import quantize_model
+
+    result = quantize_model(run.model, run.calibration, eval_data=run.eval_data, out=run.model_path, force=True, progress=run.progress)
+    return result.to_dict()
+
+
+def _stage_inspect(run: _Run) -> dict[str, Any]:
+    from tinyml.model.inspect import check_fits, inspect_model
+
+    report = inspect_model(run.model_path, run.board)
+    check_fits(report)
+    facts = {
+        "model_id": report.facts.short_hash,
+        "model_bytes": report.facts.size_bytes,
+        "arena_bytes": report.arena_bytes,
+        "firmware_arena_bytes": report.firmware_arena_bytes,
+        "macs": report.macs,
+        "ops": report.op_counts,
+    }
+    if report.fit is not None:
+        facts["flash_headroom_bytes"] = report.fit.flash_headroom
+        facts["ram_headroom_bytes"] = report.fit.ram_headroom
+    return facts
+
+
+def _app_context(run: _Run) -> dict[str, Any]:
+    """The app's settings: the lab defaults (tinyml.labs.apps), overridden by the caller's."""
+    from tinyml.labs.apps import default_app_context
+
+    return {**default_app_context(run.app), **run.app_context}
+
+
+def _stage_render(run: _Run) -> dict[str, Any]:
+    from tinyml.firmware.render import render_project
+
+    result = render_project(
+        run.board, run.model_path, run.out_dir / FIRMWARE_DIR, labels=run.labels, app=run.app, app_context=_app_context(run), force=True
+    )
+    return _facts_of(result)
+
+
+def _stage_flash(run: _Run) -> dict[str, Any]:
+    if run.port == VIRTUAL_PORT:
+        return {"port": VIRTUAL_PORT, "note": "no board: the validate stage starts a virtual board that runs the model in TFLM"}
+    from tinyml.device.flash import flash_project
+
+    return _facts_of(flash_project(run.out_dir / FIRMWARE_DIR, port=run.port, board=run.board_id))
+
+
+def _stage_validate(run: _Run) -> dict[str, Any]:
+    from tinyml.validation.validate import validate_device
+
+    data = run.eval_data if run.eval_data is not None else run.calibration
+    def _validate(port: str) -> Any:
+        return validate_device(
+            port,
+            run.model_path,
+            data,
+            limit=run.validate_limit,
+            report_dir=run.out_dir / REPORT_DIR,
+            min_exact=run.min_exact,
+            min_agreement=run.min_agreement,
+            # After a failed validation (a board unplugged midway) continue it; else start afresh.
+            resume=run.resume_validation,
+            force=not run.resume_validation,
+            progress=run.progress,
+        )
+
+    if run.port == VIRTUAL_PORT:
+        from tinyml.device.virtual_board import VirtualBoard
+
+        with VirtualBoard(run.model_path, labels=run.labels, board=run.board_id) as board:
+            report = _validate(board.port)
+    else:
+        # The sketch may come back on another port than the upload used (or --port auto).
+        port = run.flashed_port or run.port
+        if port == "auto":
+            raise InputError("the board's port is not known (flash was skipped or the board did not show up)", "pass --port PORT")
+        report = _validate(port)
+    run.validation = report
+    return _facts_of(report)
+
+
+def _facts_of(result: Any) -> dict[str, Any]:
+    to_dict = getattr(result, "to_dict", None)
+    return to_dict() if callable(to_dict) else {}
+
+
+_STAGE_FUNCTIONS: dict[str, Callable[[_Run], dict[str, Any]]] = {
+    "quantize": _stage_quantize,
+    "inspect": _stage_inspect,
+    "render": _stage_render,
+    "flash": _stage_flash,
+    "validate": _stage_validate,
+}
+
+
+def deploy(
+    model: Any,
+    *,
+    board: str,
+    out: str | Path,
+    calibration: Dataset | str | Path | None = None,
+    eval_data: Dataset | str | Path | None = None,
+    labels: Sequence[str] | str | Path | None = None,
+    port: str = VIRTUAL_PORT,
+    app: str = "validation",
+    app_context: Mapping[str, Any] | None = None,
+    skip: Sequence[str] = (),
+    resume: bool = True,
+    force: bool = False,
+    validate_limit: int | None = None,
+    min_exact: float | None = 1.0,
+    min_agreement: float | None = None,
+    progress: Progress | None = None,
+    on_stage: StageListener | None = None,
+) -> DeployResult:
+    """Run every stage not in `skip`, resuming after the last finished one, and return the summary.
+
+    `model` is a Keras model (in memory or a file that `tinyml.model.quantize` reads) or an int8
+    `.tflite` (then quantize is skipped). `port` is a serial port or "virtual". A stage that
+    fails raises its tinyml error after recording the failure in the state file; run again
+    with the same inputs to resume from that stage.
+    """
+    from tinyml.firmware.boards import get_board
+    from tinyml.labs.apps import APPS_NEEDING_LABELS
+
+    unknown = sorted(set(skip) - set(STAGES))
+    if unknown:
+        raise InputError(f"unknown stage(s) to skip: {', '.join(unknown)}", f"choose from {', '.join(STAGES)}")
+    board_profile = get_board(board)
+    if isinstance(model, (str, Path)) and not Path(model).exists():
+        raise InputError(f"model {model} does not exist", "give a Keras model file (.keras, .h5), a SavedModel folder or an int8 .tflite")
+    skip = set(skip)
+    if app in APPS_NEEDING_LABELS and not labels:
+        raise InputError(f"the {app} app prints class names", "pass --labels FILE (one class name per line, in the model's output order)")
+    out_dir = Path(out)
+    if _is_tflite(model):
+        skip.add("quantize")
+        model_path = Path(model)
+    else:
+        model_path = out_dir / MODEL_FILE
+        if "quantize" in skip:
+            raise InputError("--skip quantize needs an int8 .tflite model", "give the .tflite that `tinyml quantize` wrote, or let deploy quantize")
+    if isinstance(labels, (str, Path)):
+        labels = load_labels(labels)
+    calibration_data = _as_dataset(calibration)
+    evaluation = _as_dataset(eval_data)
+    # Missing inputs are found before any stage runs, not after minutes of work.
+    if "quantize" not in skip and calibration_data is None:
+        raise InputError("quantizing needs calibration data", "pass --calibration DATA.npz (a few hundred typical inputs), or give an int8 .tflite")
+    if "validate" not in skip and evaluation is None and calibration_data is None:
+        raise InputError("validation needs data", "pass --eval DATA.npz (or --calibration), or --skip validate")
+    settings = {"board": board, "port": port, "app": app, "app_context": dict(app_context or {}), "limit": validate_limit, "min_exact": min_exact, "min_agreement": min_agreement}
+    state = _State(out_dir, _fingerprint(model, calibration_data, evaluation, labels, settings) if resume else "", force)
+    if not resume:
+        state.stages.clear()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run = _Run(
+        model=model,
+        board_id=board,
+        board=board_profile,
+        calibration=calibration_data,
+        eval_data=evaluation,
+        labels=list(labels) if labels else None,
+        port=port,
+        out_dir=out_dir,
+        app=app,
+        app_context=dict(app_context or {}),
+        validate_limit=validate_limit,
+        min_exact=min_exact,
+        min_agreement=min_agreement,
+        progress=progress,
+        model_path=model_path,
+    )
+    previous_validation = state.stages.get("validate", {})
+    run.resume_validation = previous_validation.get("status") == "failed" and (out_dir / REPORT_DIR).is_dir()
+    outcomes: list[StageOutcome] = []
+    redo_rest = False  # once a stage runs again, the stages after it use its new outputs
+    for name in STAGES:
+        if name in skip:
+            outcomes.append(StageOutcome(name, "skipped"))
+            _notify(on_stage, name, "skipped")
+            continue
+        earlier = state.done(name) if _outputs_exist(name, run) else None
+        if name == "flash" and earlier is not None:
+            run.flashed_port = earlier.get("port") if earlier.get("port") != VIRTUAL_PORT else None
+        # A resumed validation would report nothing new: validation always runs again.
+        if earlier is not None and not redo_rest and name != "validate":
+            outcomes.append(StageOutcome(name, "resumed", earlier))
+            _notify(on_stage, name, "resumed")
+            continue
+        redo_rest = True
+        _notify(on_stage, name, "start")
+        started = time.monotonic()
+        try:
+            facts = _STAGE_FUNCTIONS[name](run)
+        except BaseException as exc:
+            state.record(name, "failed", {"error": str(exc)})
+            _notify(on_stage, name, "failed")
+            raise
+        seconds = time.monotonic() - started
+        if name == "flash" and run.port != VIRTUAL_PORT:
+            run.flashed_port = facts.get("port")
+        state.record(name, "done", facts)
+        outcomes.append(StageOutcome(name, "done", facts, seconds))
+        log.info("%s: done in %.1f s", name, seconds)
+        _notify(on_stage, name, "done")
+    return DeployResult(out_dir=out_dir, board=board, port=port, model_path=model_path, stages=outcomes, validation=run.validation)
+
+
+def _outputs_exist(stage: str, run: _Run) -> bool:
+    """A stage done earlier counts only while what it wrote is still there."""
+    if stage == "quantize":
+        return run.model_path.is_file()
+    if stage == "render":
+        return (run.out_dir / FIRMWARE_DIR / "platformio.ini").is_file()
+    return True
+
+
+def _notify(listener: StageListener | None, stage: str, status: str) -> None:
+    if listener is not None:
+        listener(stage, status)

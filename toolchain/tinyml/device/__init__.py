@@ -1,0 +1,9 @@
+"""The board at the other end of a cable: flashing it and talking to it.
+
+Owns: the protocol link with its one reconnect loop (`link`), the human-mode monitor
+(`monitor`), flashing and board preparation (`flash`) through the PlatformIO back end
+(`platformio`), and the stand-ins for a board: the Python twin of the firmware's protocol
+server (`protocol_twin`) and the virtual board on a pty (`virtual_board`).
+
+May import: core, model, features, firmware.
+"""

@@ -1,0 +1,103 @@
+"""Reading a board's human-mode lines (predictions, INFO) for `tinyml monitor`.
+
+The firmware prints readable lines in human mode. A board that a crashed host left in binary
+mode is woken with a HUMAN frame; its frame replies (0x00 ... 0x00) are cut out of the text,
+so only lines a person should read come through.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+
+from tinyml.firmware import protocol
+from tinyml.device.link import DEFAULT_BAUDRATE, RECONNECT_TIMEOUT_S, open_port
+from tinyml.core.errors import DeviceError
+from tinyml.firmware.protocol import Frame, MessageType
+
+log = logging.getLogger("tinyml.monitor")
+
+
+class Monitor:
+    """Lines from the board and typed commands to it; use as a context manager."""
+
+    def __init__(self, port: str, baudrate: int = DEFAULT_BAUDRATE) -> None:
+        self.port = port
+        self.baudrate = baudrate
+        self._serial = open_port(port, baudrate)
+        self._pending = bytearray()
+        self._in_frame = False
+
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._serial.close()
+
+    def wake(self) -> None:
+        """Switch a board that was left in binary mode back to human mode (harmless otherwise)."""
+        self._serial.write(protocol.encode_frame(Frame(MessageType.HUMAN, 0)))
+
+    def command(self, text: str) -> None:
+        """Send one typed command (`help`, `info`, `run`)."""
+        import serial
+
+        data = text.strip().encode("utf-8") + b"\n"
+        try:
+            self._serial.write(data)
+        except (serial.SerialException, OSError):
+            if not self._wait_for_port(time.monotonic() + RECONNECT_TIMEOUT_S):
+                raise DeviceError(f"{self.port} went away and did not come back", "check the cable and reset the board") from None
+            self._serial.write(data)
+
+    def lines(self, duration: float | None = None) -> Iterator[str]:
+        """The board's lines as they arrive, for `duration` seconds (None: until closed)."""
+        import serial
+
+        deadline = None if duration is None else time.monotonic() + duration
+        while deadline is None or time.monotonic() < deadline:
+            try:
+                data = self._serial.read(max(1, self._serial.in_waiting))
+            except (serial.SerialException, OSError):
+                self._wait_for_port(deadline)
+                continue
+            yield from self._split(data)
+
+    def _wait_for_port(self, deadline: float | None) -> bool:
+        """The board reset or the cable was pulled: wait for the port to come back."""
+        import serial
+
+        log.warning("lost %s; waiting for the board to come back", self.port)
+        try:
+            self._serial.close()
+        except (OSError, serial.SerialException):
+            log.debug("closing the lost port failed")
+        while deadline is None or time.monotonic() < deadline:
+            try:
+                self._serial = open_port(self.port, self.baudrate)
+            except DeviceError:
+                time.sleep(0.2)
+                continue
+            log.warning("%s is back", self.port)
+            self._in_frame = False
+            self._pending.clear()
+            return True
+        return False
+
+    def _split(self, data: bytes) -> Iterator[str]:
+        for byte in data:
+            if byte == protocol.DELIMITER:
+                self._in_frame = not self._in_frame  # human mode: a frame is 0x00 ... 0x00
+                continue
+            if self._in_frame:
+                continue
+            if byte in (0x0A, 0x0D):
+                if self._pending:
+                    yield self._pending.decode("utf-8", "replace")
+                    self._pending.clear()
+            else:
+                self._pending.append(byte)

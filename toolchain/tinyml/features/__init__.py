@@ -1,0 +1,11 @@
+"""Feature front ends, each defined once and shared by training (numpy) and firmware (C++).
+
+- `tinyml.features.imu`: IMU windowing and normalisation for the gesture lab.
+- `tinyml.features.logmel`: the log-mel spectrogram for the keyword-spotting lab.
+
+Each spec is a frozen dataclass. Its numpy methods turn recordings into model inputs on the
+host, and `template_context()` gives the numbers the firmware's C++ is rendered from, so the
+board computes the same features from live samples.
+
+May import: core.
+"""

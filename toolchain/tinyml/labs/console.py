@@ -1,0 +1,100 @@
+"""The labs' command line (`python -m tinyml.labs.<lab>`): options, progress and the summary.
+
+Rendering only; the lab modules hold the logic. The summary tables are the ones `tinyml
+deploy` prints (tinyml.cli.deploy), preceded by the lab's accuracy line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from tinyml.core.errors import TinyMLError
+
+Progress = Callable[[int, int], None]
+StageListener = Callable[[str, str], None]
+
+
+def lab_argument_parser(module: str, description: str, *, default_out: str, default_epochs: int, default_board: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+    parser.add_argument("--out", default=default_out, help=f"output folder (default: {default_out})")
+    parser.add_argument("--board", default=default_board, help=f"board profile id (default: {default_board}; see `tinyml boards`)")
+    parser.add_argument("--port", default="virtual", help="serial port of a flashed board, or 'virtual' (default) for the virtual board")
+    parser.add_argument("--epochs", type=int, default=default_epochs, help=f"training epochs (default: {default_epochs})")
+    parser.add_argument("--limit", type=int, default=None, help="validate on at most this many test samples (default: all)")
+    parser.add_argument("--force", action="store_true", help="write into --out even if it holds other files")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logs and tracebacks")
+    return parser
+
+
+@contextlib.contextmanager
+def native_stderr_to(path: Path) -> Iterator[None]:
+    """Send what C++ libraries write on fd 2 (TensorFlow's absl logs) to `path`; Python keeps the terminal.
+
+    TensorFlow's native start-up and converter messages ignore TF_CPP_MIN_LOG_LEVEL since it
+    moved to absl logging, and would bury the lab's own output. sys.stderr (the logs and the
+    progress bar) is re-pointed at a copy of the original terminal descriptor.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(target, 2)
+    os.close(target)
+    original = sys.stderr
+    sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=getattr(original, "encoding", None) or "utf-8", errors="replace")
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr.close()
+        sys.stderr = original
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def run_lab_command(args: argparse.Namespace, run: Callable[[Progress, StageListener], Any]) -> int:
+    """Run a lab with a progress bar per stage; print the summary; return the exit code."""
+    from tinyml.cli import configure_logging
+    from tinyml.cli.console import print_error, stdout_console
+    from tinyml.cli.deploy import StageBar, print_lab_summary
+
+    configure_logging(args.verbose)
+    started = time.monotonic()
+    bar = StageBar()
+
+    from tinyml.validation.validate import ThresholdFailed
+
+    native_log = Path(tempfile.gettempdir()) / f"tinyml-lab-{os.getpid()}-native.log"
+    quiet = contextlib.nullcontext() if args.verbose else native_stderr_to(native_log)
+    try:
+        with quiet, bar:
+            result = run(bar.progress, bar.on_stage)
+    except ThresholdFailed as failed:
+        from tinyml.cli.deploy import print_validation_summary
+
+        print_validation_summary(failed.report, stdout_console())
+        print_error(failed)
+        return failed.exit_code
+    except TinyMLError as exc:
+        if args.verbose:
+            logging.getLogger("tinyml").exception("%s", exc)
+        print_error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BaseException:
+        if native_log.is_file():
+            print(f"TensorFlow's own log of this run: {native_log}", file=sys.stderr)
+        raise
+    native_log.unlink(missing_ok=True)
+    print_lab_summary(result, stdout_console(), seconds=time.monotonic() - started)
+    return 0
