@@ -127,7 +127,7 @@ def bench(lab, numpy_front_end_us: float, cpp_us: float | None) -> list[list[str
     int8_bytes = (lab.out_dir / "deploy" / "model_int8.tflite").read_bytes()
     float_bytes = float_tflite(lab.out_dir / "model_float.h5")
     from tinyml.model.modelfile import read_model
-    from tinyml.model.quantize import quantize_input
+    from tinyml.model.quantization import quantize_input
 
     x_int8 = quantize_input(test.x[:1], read_model(int8_bytes).inputs[0])
     rows = []

@@ -26,7 +26,8 @@ from rich.table import Table  # noqa: E402
 
 from tinyml.core.data import Dataset  # noqa: E402
 from tinyml.model.inspect import inspect_model  # noqa: E402
-from tinyml.model.quantize import quantize_input, quantize_model  # noqa: E402
+from tinyml.model.quantization import quantize_input  # noqa: E402
+from tinyml.model.quantize import quantize_model  # noqa: E402
 
 N_CLASSES = 4
 PARITY_INPUTS = 1000

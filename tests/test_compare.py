@@ -87,7 +87,7 @@ def test_qat_is_full_int8_and_agrees_with_the_tflm_runtime(compared, eval_data: 
     an occasional output one LSB away from TFLM (and from the integer arithmetic worked by hand);
     the board's bit-exactness against TFLM is checked through validate below."""
     from tinyml.model.modelfile import read_model
-    from tinyml.model.quantize import quantize_input
+    from tinyml.model.quantization import quantize_input
     from tinyml.model.reference import ReferenceInterpreter
     from tinyml.model.tflm import TflmRunner
 

@@ -13,7 +13,7 @@ from tinyml.core.errors import InputError
 from tinyml.firmware.apps import render_plain_sources
 from tinyml.features.imu import IMU_CHANNELS, ImuWindowSpec, c_float
 from tinyml.model.modelfile import TensorFacts
-from tinyml.model.quantize import quantize_input
+from tinyml.model.quantization import quantize_input
 
 # Reads raw float32 samples (n x 6) from argv[1]; for every window the ImuWindow reports ready,
 # writes the float window and then its int8 quantization (scale argv[3], zero point argv[4]).

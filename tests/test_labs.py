@@ -143,7 +143,7 @@ def test_kws_top1_on_c_features_equals_top1_on_numpy_features(kws_lab: LabResult
     from tinyml.features.logmel import LogMelSpec
     from tinyml.labs.speech import SpeechSettings, load_or_synthesise
     from tinyml.model.modelfile import read_model
-    from tinyml.model.quantize import quantize_input
+    from tinyml.model.quantization import quantize_input
     from tinyml.model.reference import ReferenceInterpreter
 
     gxx = require_tool("g++")
@@ -196,7 +196,7 @@ def test_gesture_firmware_path_on_a_real_recording_gives_the_host_inputs(gesture
     from tinyml.firmware.apps import render_plain_sources
     from tinyml.labs.gesture import TEST_SUBJECTS, load_recordings
     from tinyml.model.modelfile import read_model
-    from tinyml.model.quantize import quantize_input
+    from tinyml.model.quantization import quantize_input
 
     gxx = require_tool("g++")
     spec = ImuWindowSpec(stride_samples=50)  # the spec the lab fixture trained with

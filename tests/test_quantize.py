@@ -11,7 +11,8 @@ from modelzoo import INPUT_SHAPES, build_keras_model
 from tinyml.core.data import Dataset
 from tinyml.core.errors import InputError, ModelError
 from tinyml.model.modelfile import read_model
-from tinyml.model.quantize import dequantize_output, predicted_classes, quantize_input, quantize_model
+from tinyml.model.quantization import dequantize, predicted_classes, quantize_input
+from tinyml.model.quantize import quantize_model
 
 N_CLASSES = 4
 # Ops that Keras 3's dynamic batch dimension adds when the batch is not fixed before conversion.
@@ -94,7 +95,7 @@ def test_float_and_int8_predictions_agree_per_sample(quantized) -> None:
     samples = synthetic_task("dense", 50, seed=3)
     interpreter = ReferenceInterpreter(result.tflite_bytes)
     int8_scores = np.stack(
-        [dequantize_output(interpreter.invoke(quantize_input(x, result.input)), result.output).reshape(-1) for x in samples.x]
+        [dequantize(interpreter.invoke(quantize_input(x, result.input)), result.output).reshape(-1) for x in samples.x]
     )
     float_scores = model.predict(samples.x, verbose=0)
     assert np.max(np.abs(int8_scores - float_scores)) < 0.1
@@ -302,4 +303,4 @@ def test_quantize_input_rounds_half_away_from_zero_and_saturates() -> None:
     q = quantize_input(np.array([0.25, -0.25, 0.75, -0.75, 100.0, -100.0]), tensor)
     assert q.dtype == np.int8
     assert q.tolist() == [4, 2, 5, 1, 127, -128]
-    assert dequantize_output(q[:2], tensor).tolist() == [0.5, -0.5]
+    assert dequantize(q[:2], tensor).tolist() == [0.5, -0.5]

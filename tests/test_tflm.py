@@ -96,7 +96,7 @@ def test_tflm_requantizes_with_double_rounding_tflite_reference_with_single(int8
     import tensorflow as tf
     from tflite_micro import runtime
 
-    from tinyml.model.quantize import quantize_input
+    from tinyml.model.quantization import quantize_input
 
     model = int8_models["dense"].read_bytes()
     facts = read_model(model)

@@ -1,4 +1,4 @@
-// Frame integrity and byte stuffing of the serial protocol (see tinyml/protocol.py):
+// Frame integrity and byte stuffing of the serial protocol (see tinyml/firmware/protocol.py):
 // CRC-16/CCITT-FALSE and COBS, with caller-provided buffers and no heap.
 #ifndef TINYML_FRAMING_H_
 #define TINYML_FRAMING_H_

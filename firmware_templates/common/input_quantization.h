@@ -1,4 +1,4 @@
-// The host's input quantization (tinyml.quantize.quantize_input), step for step, so that a
+// The host's input quantization (tinyml.model.quantization.quantize_input), step for step, so that a
 // feature the board computes becomes the very int8 byte the host would have sent.
 // Plain C++: the lab apps use it, and the host tests compile it.
 #ifndef TINYML_INPUT_QUANTIZATION_H_

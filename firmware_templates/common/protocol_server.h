@@ -1,4 +1,4 @@
-// The firmware side of the serial protocol (defined in tinyml/protocol.py, constants in the
+// The firmware side of the serial protocol (defined in tinyml/firmware/protocol.py, constants in the
 // rendered tinyml_protocol.h). Plain C++: no Arduino, no TFLM, no heap; fixed buffers only.
 //
 // The app calls poll() from loop(). The server starts in human mode (readable lines and the
@@ -19,7 +19,7 @@ namespace tinyml {
 struct TensorInfo {
   uint8_t dtype;  // a kDtype* constant
   uint8_t dims;
-  int32_t shape[6];
+  int32_t shape[kMaxDims];
   float scale;
   int32_t zero_point;
 };

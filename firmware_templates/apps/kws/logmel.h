@@ -28,7 +28,7 @@ class FeatureWindow {
   void reset();
   void push_frame(const float* frame);
   bool full() const { return filled_ == logmel::kFrameCount; }
-  // kFrameCount * kMelBins int8 values, quantized as the host does (tinyml.quantize.quantize_input).
+  // kFrameCount * kMelBins int8 values, quantized as the host does (tinyml.model.quantization.quantize_input).
   void quantize_window(int8_t* out, float scale, int32_t zero_point) const;
   void copy_window(float* out) const;
 

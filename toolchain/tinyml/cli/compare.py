@@ -35,9 +35,11 @@ def run(args: argparse.Namespace) -> int:
     from tinyml.cli.console import stdout_console
     from tinyml.optimize.compare import DEFAULT_VARIANTS, check_variants, compare_variants
     from tinyml.core.data import load_dataset
+    from tinyml.optimize.tfkeras_rebuild import tf_keras_module
     from tinyml.optimize.tfmot import load_keras_model
 
     variants = check_variants(args.variants or DEFAULT_VARIANTS)
+    tf_keras_module()  # a missing tf-keras/TFMOT is said before any data is read
     model_path = Path(args.model)
     out_dir = Path(args.out) if args.out else model_path.with_name(f"{model_path.stem}_compare")
     train = load_dataset(args.train)

@@ -61,3 +61,9 @@ class ValidationFailed(TinyMLError):
     """Validation completed, but a threshold the user set was not met."""
 
     exit_code = 6
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (at most 300 characters), to quote in a problem."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__

@@ -52,6 +52,8 @@ INFER_RESTARTS = 3
 # Granularity of serial reads: short, so that deadlines are honoured closely.
 _READ_SLICE_S = 0.02
 _WRITE_TIMEOUT_S = 2.0
+# How often a lost port is tried again.
+_REOPEN_POLL_S = 0.1
 
 
 @dataclass
@@ -100,6 +102,21 @@ def open_port(port: str, baudrate: int = DEFAULT_BAUDRATE):
     return handle
 
 
+def reopen_port(port: str, baudrate: int, deadline: float | None):
+    """The port open again once it is back after a reset or a pulled cable; None if `deadline` passes first.
+
+    The one reconnect loop: the link and the monitor both wait here. `deadline` is a
+    time.monotonic() value, or None to wait until the port comes back.
+    """
+    while True:
+        try:
+            return open_port(port, baudrate)
+        except DeviceError:
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            time.sleep(_REOPEN_POLL_S)
+
+
 class DeviceLink:
     """A binary-protocol session with a board running tinyml firmware (or the virtual board)."""
 
@@ -140,10 +157,14 @@ class DeviceLink:
 
     def open(self) -> None:
         if self._serial is None:
-            self._serial = open_port(self.port, self.baudrate)
-            self._serial.reset_input_buffer()
-            self._decoder = FrameDecoder()
-            self._binary = False
+            self._attach(open_port(self.port, self.baudrate))
+
+    def _attach(self, handle) -> None:
+        """Start a fresh session on an open port: nothing read yet, the firmware in human mode."""
+        self._serial = handle
+        self._serial.reset_input_buffer()
+        self._decoder = FrameDecoder()
+        self._binary = False
 
     def close(self) -> None:
         """Switch the firmware back to human mode (best effort) and close the port."""
@@ -377,15 +398,10 @@ class DeviceLink:
                 log.debug("closing the lost port failed")
             self._serial = None
         self._binary = False
-        deadline = time.monotonic() + self.reconnect_timeout
-        while True:
-            try:
-                self.open()
-                return
-            except DeviceError:
-                if time.monotonic() >= deadline:
-                    raise DeviceError(f"the port {self.port} did not come back within {self.reconnect_timeout:.0f} s after the board reset", "check the cable; the board may need a manual reset") from None
-                time.sleep(0.1)
+        handle = reopen_port(self.port, self.baudrate, time.monotonic() + self.reconnect_timeout)
+        if handle is None:
+            raise DeviceError(f"the port {self.port} did not come back within {self.reconnect_timeout:.0f} s after the board reset", "check the cable; the board may need a manual reset")
+        self._attach(handle)
 
     def _recover(self) -> None:
         """After a reset: reconnect if the port went away, shake hands, check the model is the same."""

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 
 from tinyml.firmware import protocol
-from tinyml.device.link import DEFAULT_BAUDRATE, RECONNECT_TIMEOUT_S, open_port
+from tinyml.device.link import DEFAULT_BAUDRATE, RECONNECT_TIMEOUT_S, open_port, reopen_port
 from tinyml.core.errors import DeviceError
 from tinyml.firmware.protocol import Frame, MessageType
 
@@ -76,17 +76,14 @@ class Monitor:
             self._serial.close()
         except (OSError, serial.SerialException):
             log.debug("closing the lost port failed")
-        while deadline is None or time.monotonic() < deadline:
-            try:
-                self._serial = open_port(self.port, self.baudrate)
-            except DeviceError:
-                time.sleep(0.2)
-                continue
-            log.warning("%s is back", self.port)
-            self._in_frame = False
-            self._pending.clear()
-            return True
-        return False
+        handle = reopen_port(self.port, self.baudrate, deadline)
+        if handle is None:
+            return False
+        self._serial = handle
+        log.warning("%s is back", self.port)
+        self._in_frame = False
+        self._pending.clear()
+        return True
 
     def _split(self, data: bytes) -> Iterator[str]:
         for byte in data:

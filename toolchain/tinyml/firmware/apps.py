@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tinyml.core.resources import templates_dir
+from tinyml.firmware.codegen import jinja_environment
 
 # The plain-C++ files of each lab app: the feature front end and the parts of the app logic
 # that need no hardware. The Arduino glue (app.cpp) is not among them.
@@ -29,17 +30,8 @@ def app_dir(app: str) -> Path:
 
 def render_plain_sources(app: str, app_context: Mapping[str, object], out_dir: Path) -> list[Path]:
     """Render (`*.j2`) or copy the app's plain-C++ files into `out_dir`; returns the written paths."""
-    import jinja2
-
     source_dir = app_dir(app)
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(source_dir)),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        # The same whitespace rules as tinyml.firmware.render, so both give the same bytes.
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = jinja_environment([source_dir])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

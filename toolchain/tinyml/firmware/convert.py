@@ -5,44 +5,26 @@ place; the header carries the facts the firmware checks at startup and reports o
 (schema version, model hash, tensor shapes, quantization, labels). Generated text holds no
 date or path, so the same model gives the same bytes on every run and every machine.
 
-Labels may hold any text: each becomes a C string literal in which everything but plain
-printable ASCII is an octal escape, and `?` is escaped so that no trigraph (`??/`) can form.
+The text comes from tinyml.firmware.codegen (banner, literals); the limit on dimensions is the
+protocol's (`protocol.MAX_DIMS`), the one the firmware's TensorInfo holds.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinyml import __version__
 from tinyml.core.errors import InputError, ModelError
 from tinyml.core.files import atomic_write_text, check_can_write
+from tinyml.firmware.codegen import banner, c_byte_array, c_float_literal, c_string_literal, check_identifier
+from tinyml.firmware.protocol import MAX_DIMS
 from tinyml.model.modelfile import ModelFacts, TensorFacts, read_model, read_model_bytes
 
 log = logging.getLogger("tinyml.convert")
 
-# The protocol's TensorInfo holds at most this many dimensions.
-MAX_TENSOR_DIMS = 6
-_BYTES_PER_LINE = 16
-
-# C and C++ keywords (C++20 and C11), and names the standard library reserves as macros.
-_CPP_KEYWORDS = frozenset(
-    """alignas alignof and and_eq asm atomic_cancel atomic_commit atomic_noexcept auto bitand bitor bool
-    break case catch char char8_t char16_t char32_t class compl concept const consteval constexpr
-    constinit const_cast continue co_await co_return co_yield decltype default delete do double
-    dynamic_cast else enum explicit export extern false float for friend goto if inline int long
-    mutable namespace new noexcept not not_eq nullptr operator or or_eq private protected public
-    reflexpr register reinterpret_cast requires return short signed sizeof static static_assert
-    static_cast struct switch synchronized template this thread_local throw true try typedef typeid
-    typename union unsigned using virtual void volatile wchar_t while xor xor_eq restrict _Alignas
-    _Alignof _Atomic _Bool _Complex _Generic _Imaginary _Noreturn _Static_assert _Thread_local
-    NULL EOF assert errno offsetof""".split()
-)
-_IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+CONVERT_COMMAND = "tinyml convert"
 
 
 @dataclass(frozen=True)
@@ -78,66 +60,10 @@ class ConvertResult:
         }
 
 
-def check_identifier(name: str) -> str:
-    """`name` if it can be a C++ namespace and a file-name prefix; InputError otherwise."""
-    if not _IDENTIFIER_RE.match(name):
-        raise InputError(f"'{name}' is not a valid C identifier", "use letters, digits and underscores, not starting with a digit (e.g. --name model)")
-    if name in _CPP_KEYWORDS or name.startswith("__") or re.match(r"^_[A-Z]", name):
-        raise InputError(f"'{name}' is a C/C++ keyword or reserved name", "choose another --name, e.g. model")
-    return name
-
-
-def c_string_literal(text: str) -> str:
-    """`text` as a C/C++ string literal that reads back as its exact UTF-8 bytes.
-
-    Printable ASCII stays readable; `"`, `\\` and `?` (trigraphs) are escaped; every other byte
-    becomes a three-digit octal escape, which (unlike `\\x`) cannot swallow a following digit.
-    """
-    try:
-        data = text.encode("utf-8")
-    except UnicodeEncodeError as exc:  # a lone surrogate: not text any encoding can hold
-        raise InputError(f"label {text!r} is not valid Unicode text", "save the labels as UTF-8 text") from exc
-    if b"\0" in data:
-        raise InputError(f"label {text!r} contains a NUL character", "remove it: labels are C strings")
-    out = []
-    for byte in data:
-        char = chr(byte)
-        if char in '"\\?':
-            out.append("\\" + char)
-        elif 0x20 <= byte < 0x7F:
-            out.append(char)
-        else:
-            out.append(f"\\{byte:03o}")
-    return '"' + "".join(out) + '"'
-
-
-def c_float_literal(value: float) -> str:
-    """A float32 value as a C++ `float` literal that parses back to the same float."""
-    if not math.isfinite(value):
-        raise ModelError(f"the model has a non-finite quantization parameter ({value})", "re-quantize the model with `tinyml quantize`")
-    text = f"{value:.9g}"
-    if not any(c in text for c in ".e"):
-        text += ".0"
-    return text + "f"
-
-
-def c_byte_array(data: bytes, indent: str = "    ") -> str:
-    """The bytes as comma-separated hex literals, 16 to a line.
-
-    bytes.hex() does the per-byte work in C: a 1 MiB model takes milliseconds, not seconds.
-    """
-    if not data:
-        return ""
-    items = "0x" + data.hex(",").replace(",", ", 0x") + ","
-    width = len("0x00, ") * _BYTES_PER_LINE  # every item has the same width
-    lines = [items[i : i + width].rstrip() for i in range(0, len(items), width)]
-    return indent + ("\n" + indent).join(lines)
-
-
 def _tensor_block(prefix: str, tensor: TensorFacts) -> list[str]:
-    if not 1 <= len(tensor.shape) <= MAX_TENSOR_DIMS:
+    if not 1 <= len(tensor.shape) <= MAX_DIMS:
         raise ModelError(
-            f"the model's {prefix.lower()} tensor has {len(tensor.shape)} dimensions; the firmware handles 1 to {MAX_TENSOR_DIMS}",
+            f"the model's {prefix.lower()} tensor has {len(tensor.shape)} dimensions; the firmware handles 1 to {MAX_DIMS}",
             "reshape the model's input and output",
         )
     if any(dim < 1 for dim in tensor.shape):
@@ -160,27 +86,41 @@ def generate_model_data(model_bytes: bytes, *, name: str = "model", labels: Sequ
     """The header and source text for `model_bytes`; checks everything before anything is written."""
     check_identifier(name)
     facts = read_model(model_bytes)
+    labels = tuple(labels or ())
+    _check_servable(facts, labels)
+    top = banner(f"a model with SHA-256 {facts.sha256}", command=CONVERT_COMMAND)
+    source_text = _source_text(name, model_bytes, labels, top)  # first: a label that is no C string is said first
+    return ModelData(
+        name=name,
+        header_name=f"{name}_data.h",
+        header_text=_header_text(name, facts, labels, top),
+        source_name=f"{name}_data.cc",
+        source_text=source_text,
+        facts=facts,
+        labels=labels,
+    )
+
+
+def _check_servable(facts: ModelFacts, labels: tuple[str, ...]) -> None:
+    """One input, one output, and one label per output value (or none)."""
     if len(facts.inputs) != 1 or len(facts.outputs) != 1:
         raise ModelError(
             f"the model has {len(facts.inputs)} inputs and {len(facts.outputs)} outputs; the firmware serves models with exactly one of each",
             "export a model with a single input tensor and a single output tensor",
         )
-    labels = tuple(labels or ())
     output = facts.outputs[0]
     if labels and len(labels) != output.element_count:
         raise InputError(
             f"there are {len(labels)} labels but the model has {output.element_count} output values",
             "give one label per output class, in the order of the model's outputs",
         )
-    label_literals = [c_string_literal(label) for label in labels]
 
+
+def _header_text(name: str, facts: ModelFacts, labels: tuple[str, ...], top: str) -> str:
+    """`<name>_data.h`: the array's declaration and the facts the firmware checks at startup."""
     guard = f"TINYML_{name.upper()}_DATA_H_"
-    banner = (
-        f"// Generated by tinyml {__version__} (`tinyml convert`) from a model with SHA-256 {facts.sha256}.\n"
-        "// Do not edit: convert the model again instead.\n"
-    )
-    header_lines = [
-        banner.rstrip("\n"),
+    lines = [
+        top,
         f"#ifndef {guard}",
         f"#define {guard}",
         "",
@@ -200,7 +140,7 @@ def generate_model_data(model_bytes: bytes, *, name: str = "model", labels: Sequ
         "",
         *_tensor_block("Input", facts.inputs[0]),
         "",
-        *_tensor_block("Output", output),
+        *_tensor_block("Output", facts.outputs[0]),
         "",
         "// Class labels as UTF-8 C strings, one per output value (none when no labels were given).",
         f"constexpr uint16_t kLabelCount = {len(labels)};",
@@ -211,25 +151,22 @@ def generate_model_data(model_bytes: bytes, *, name: str = "model", labels: Sequ
         f"#endif  // {guard}",
         "",
     ]
+    return "\n".join(lines)
+
+
+def _source_text(name: str, model_bytes: bytes, labels: tuple[str, ...], top: str) -> str:
+    """`<name>_data.cc`: the model's bytes and the labels."""
     # A zero-length array is not C++: without labels the array holds one null pointer.
-    labels_body = "\n".join(f"    {literal}," for literal in label_literals) if labels else "    nullptr,"
-    source_text = (
-        banner
+    labels_body = "\n".join(f"    {c_string_literal(label)}," for label in labels) if labels else "    nullptr,"
+    return (
+        top
+        + "\n"
         + f'#include "{name}_data.h"\n\n'
         + f"namespace {name} {{\n\n"
         + f"alignas(16) const unsigned char kData[] = {{\n{c_byte_array(model_bytes)}\n}};\n"
         + f"const unsigned int kDataLen = {len(model_bytes)};\n\n"
         + f"const char* const kLabels[] = {{\n{labels_body}\n}};\n\n"
         + f"}}  // namespace {name}\n"
-    )
-    return ModelData(
-        name=name,
-        header_name=f"{name}_data.h",
-        header_text="\n".join(header_lines),
-        source_name=f"{name}_data.cc",
-        source_text=source_text,
-        facts=facts,
-        labels=labels,
     )
 
 

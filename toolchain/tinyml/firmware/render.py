@@ -26,7 +26,8 @@ from typing import Any
 
 from tinyml import __version__
 from tinyml.firmware.boards import BoardProfile, SensorProfile, get_board, tomllib
-from tinyml.firmware.convert import c_string_literal, generate_model_data
+from tinyml.firmware.codegen import jinja_environment
+from tinyml.firmware.convert import generate_model_data
 from tinyml.core.errors import InputError
 from tinyml.core.files import atomic_write_bytes
 from tinyml.model.modelfile import SUPPORTED_SCHEMA_VERSION, read_model_bytes
@@ -82,27 +83,6 @@ class RenderResult:
             "unchanged": list(self.unchanged),
             "removed": list(self.removed),
         }
-
-
-def _jinja_env(search_path: Sequence[Path]):
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(p) for p in search_path]),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-    )
-    env.filters["c_string"] = c_string_literal
-    env.globals["refuse"] = _refuse
-    return env
-
-
-def _refuse(problem: str, fix: str) -> None:
-    """Called by a template that finds the model unfit for it (e.g. an app's input size)."""
-    raise InputError(problem, fix)
 
 
 def list_apps() -> list[str]:
@@ -165,7 +145,7 @@ def platformio_ini(board: BoardProfile, app: AppSpec) -> str:
     sensors = app_sensors(board, app)
     lib_deps = [board.tflm_library, *sorted({s.library for s in sensors.values() if s.library})]
     build_flags = [s.define for s in sensors.values()] + list(app.build_flags)
-    template = _jinja_env([templates_dir() / "project"]).get_template("platformio.ini.j2")
+    template = jinja_environment([templates_dir() / "project"]).get_template("platformio.ini.j2")
     return template.render(
         board=board,
         pio=board.platformio,
@@ -271,7 +251,7 @@ def generate_project_files(
 def _render_folder(folder: Path, context: Mapping[str, Any], prefix: str, skip: set[str] = frozenset()) -> dict[str, bytes]:
     import jinja2
 
-    env = _jinja_env([folder])
+    env = jinja_environment([folder])
     out: dict[str, bytes] = {}
     for path in sorted(folder.iterdir()):
         if not path.is_file() or path.name in skip:

@@ -19,6 +19,24 @@ from tinyml.core.errors import InputError
 SUPPORTED_SCHEMA_VERSION = 3
 
 
+# Bytes per element of each TFLite tensor type (numpy-style names): the one table, which the
+# serial protocol and the firmware's tinyml_protocol.h use too.
+DTYPE_BYTES = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "bool": 1, "int16": 2, "int8": 1, "float64": 8, "uint32": 4, "uint16": 2, "int4": 1}
+
+
+def element_count(shape: tuple[int, ...]) -> int:
+    """Elements of a tensor of `shape` (a dynamic dimension, -1, counts as 1)."""
+    count = 1
+    for dim in shape:
+        count *= max(dim, 1)
+    return count
+
+
+def byte_size(shape: tuple[int, ...], dtype: str) -> int:
+    """Bytes of a tensor of `shape` and `dtype` (an unknown dtype counts one byte per element)."""
+    return element_count(shape) * DTYPE_BYTES.get(dtype, 1)
+
+
 @dataclass(frozen=True)
 class TensorFacts:
     index: int
@@ -32,14 +50,11 @@ class TensorFacts:
 
     @property
     def element_count(self) -> int:
-        count = 1
-        for dim in self.shape:
-            count *= max(dim, 1)
-        return count
+        return element_count(self.shape)
 
     @property
     def byte_size(self) -> int:
-        return self.element_count * _DTYPE_BYTES.get(self.dtype, 1)
+        return byte_size(self.shape, self.dtype)
 
     @property
     def scale(self) -> float:
@@ -95,7 +110,6 @@ class ModelFacts:
         return self.sha256[:16]
 
 
-_DTYPE_BYTES = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "bool": 1, "int16": 2, "int8": 1, "float64": 8, "uint32": 4, "uint16": 2, "int4": 1}
 
 
 @cache

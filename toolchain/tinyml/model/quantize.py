@@ -32,9 +32,11 @@ import numpy as np
 
 from tinyml.model import ops
 from tinyml.core.data import Dataset
-from tinyml.core.errors import InputError, ModelError
+from tinyml.core.errors import InputError, ModelError, first_line
 from tinyml.core.files import atomic_write_bytes, check_can_write
+from tinyml.model.keras import KERAS_SUFFIXES, load_keras_file
 from tinyml.model.modelfile import ModelFacts, TensorFacts, read_model
+from tinyml.model.quantization import dequantize, predicted_classes, quantize_input
 
 log = logging.getLogger("tinyml.quantize")
 
@@ -102,32 +104,6 @@ class QuantizeResult:
             "top1_agreement": self.top1_agreement,
             "output_mean_abs_error": self.output_mean_abs_error,
         }
-
-
-# ---------------------------------------------------------------- int8 <-> float for one tensor
-
-
-def quantize_input(x: np.ndarray, tensor: TensorFacts) -> np.ndarray:
-    """Float samples to the int8 values the model's input tensor expects.
-
-    Rounds half away from zero, as TFLite's QUANTIZE kernel (std::round) does; numpy's
-    np.round would round half to even and differ on exact ties.
-    """
-    scaled = np.asarray(x, dtype=np.float64) / tensor.scale
-    q = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5) + tensor.zero_point
-    return np.clip(q, -128, 127).astype(np.int8)
-
-
-def dequantize_output(q: np.ndarray, tensor: TensorFacts) -> np.ndarray:
-    return (np.asarray(q, dtype=np.float32) - tensor.zero_point) * np.float32(tensor.scale)
-
-
-def predicted_classes(outputs: np.ndarray) -> np.ndarray:
-    """Class per sample: arg-max over the last axis, or a 0.5 threshold for a single sigmoid output."""
-    outputs = np.asarray(outputs).reshape(len(outputs), -1)
-    if outputs.shape[1] == 1:
-        return (outputs[:, 0] > 0.5).astype(np.int64)
-    return np.argmax(outputs, axis=1)
 
 
 # ---------------------------------------------------------------- the float model, whatever its kind
@@ -233,42 +209,12 @@ def _load_path(path: Path) -> _FloatModel:
             raise InputError(f"{path} is a folder but not a SavedModel (no saved_model.pb)", "give a .keras file, a .h5 file or a SavedModel folder")
         return _load_saved_model(path)
     suffix = path.suffix.lower()
-    head = path.read_bytes()[:8]
-    if suffix == ".keras":
-        if not head.startswith(b"PK"):
-            raise InputError(f"{path} is not a Keras model file (a .keras file is a zip archive)", "save the model with model.save('model.keras')")
-        return _load_keras_file(path, ("keras", "tf_keras"))  # tf_keras (TFMOT's models) writes .keras too
-    if suffix in (".h5", ".hdf5"):
-        if not head.startswith(b"\x89HDF"):
-            raise InputError(f"{path} is not an HDF5 file", "save the model with model.save('model.h5') or model.save('model.keras')")
-        return _load_keras_file(path, ("keras", "tf_keras"))
     if suffix == ".tflite":
         raise InputError(f"{path} is already a TFLite model", "quantize the Keras model it came from, or run `tinyml inspect` on it")
-    raise InputError(f"{path} is not a .keras, .h5 or SavedModel folder", "save the trained model with model.save('model.keras')")
-
-
-def _load_keras_file(path: Path, flavours: tuple[str, ...]) -> _FloatModel:
-    errors = []
-    for flavour in flavours:
-        try:
-            if flavour == "keras":
-                import keras
-
-                model = keras.models.load_model(path, compile=False)
-            else:
-                import tf_keras
-
-                model = tf_keras.models.load_model(path, compile=False)
-        except Exception as exc:  # noqa: BLE001 - each loader fails in its own way on foreign files
-            if "safe_mode" in str(exc):
-                raise InputError(
-                    f"{path} has a Lambda layer with Python code, which Keras refuses to load from a file (it could run any code)",
-                    "replace the Lambda layer with built-in layers, or pass the live model to tinyml.quantize_model() from Python",
-                ) from exc
-            errors.append(f"{flavour}: {_first_line(exc)}")
-            continue
-        return _from_keras_object(model, flavour, path.name)
-    raise InputError(f"{path} could not be read as a Keras model ({'; '.join(errors)})", "re-save the trained model with model.save('model.keras')")
+    if suffix not in KERAS_SUFFIXES:
+        raise InputError(f"{path} is not a .keras, .h5 or SavedModel folder", "save the trained model with model.save('model.keras')")
+    model, flavour = load_keras_file(path)
+    return _from_keras_object(model, flavour, path.name)
 
 
 def _load_saved_model(path: Path) -> _FloatModel:
@@ -277,7 +223,7 @@ def _load_saved_model(path: Path) -> _FloatModel:
     try:
         loaded = tf.saved_model.load(str(path))
     except Exception as exc:  # noqa: BLE001 - TensorFlow raises many types for a broken folder
-        raise InputError(f"{path} could not be loaded as a SavedModel ({_first_line(exc)})", "re-export the model with model.export(folder) or save it as .keras") from exc
+        raise InputError(f"{path} could not be loaded as a SavedModel ({first_line(exc)})", "re-export the model with model.export(folder) or save it as .keras") from exc
     signatures = dict(loaded.signatures)
     signature = signatures.get("serving_default") or signatures.get("serve") or next(iter(signatures.values()), None)
     if signature is None:
@@ -295,11 +241,6 @@ def load_float_model(model: Any) -> _FloatModel:
     if isinstance(model, (str, Path)):
         return _load_path(Path(model))
     return _from_object(model)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 # ---------------------------------------------------------------- data checks
@@ -392,7 +333,7 @@ def _converter_error(exc: BaseException) -> ModelError:
             f"the TFLite converter cannot make a full-int8 model: no int8 builtin for {', '.join(names)}",
             "replace the layers that use those ops with standard Dense/Conv/Pooling/activation layers",
         )
-    return ModelError(f"the TFLite converter failed: {_first_line(exc)}", "run with --verbose for the converter's full message")
+    return ModelError(f"the TFLite converter failed: {first_line(exc)}", "run with --verbose for the converter's full message")
 
 
 def verify_full_int8(facts: ModelFacts) -> None:
@@ -433,7 +374,7 @@ def _evaluate(model: _FloatModel, tflite_bytes: bytes, facts: ModelFacts, data: 
     int8_out = np.empty((len(x), facts.outputs[0].element_count), dtype=np.float32)
     for i in range(len(x)):
         q = interpreter.invoke(quantize_input(x[i], facts.inputs[0]))
-        int8_out[i] = dequantize_output(q, facts.outputs[0]).reshape(-1)
+        int8_out[i] = dequantize(q, facts.outputs[0]).reshape(-1)
         if progress is not None:
             progress(i + 1, len(x))
     float_classes = predicted_classes(float_out)

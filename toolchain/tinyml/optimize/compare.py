@@ -155,7 +155,7 @@ def _settings_for(name: str, sparsity: float, clusters: int, epochs: int, batch_
 
 def measure_latency_us(runner, samples: np.ndarray, runs: int = LATENCY_RUNS) -> float:
     """Median microseconds of one inference on a `tinyml.model.tflm.TflmRunner`, over `runs` inputs."""
-    from tinyml.model.quantize import quantize_input
+    from tinyml.model.quantization import quantize_input
 
     spec = runner.facts.inputs[0]
     times = []
@@ -170,7 +170,7 @@ def measure_latency_us(runner, samples: np.ndarray, runs: int = LATENCY_RUNS) ->
 def lut_size_checked(plain, samples: np.ndarray, stats) -> tuple[int | None, str, int | None]:
     """LUT size, a note, and the LUT model's arena; only when TFLM runs it exactly like `plain`."""
     from tinyml.core.errors import ModelError
-    from tinyml.model.quantize import quantize_input
+    from tinyml.model.quantization import quantize_input
     from tinyml.model.tflm import TflmRunner, measure_arena
 
     lut = lut_compress(plain.model_bytes, stats)

@@ -24,6 +24,7 @@ import numpy as np
 
 from tinyml.core.data import Dataset
 from tinyml.core.errors import InputError, ModelError
+from tinyml.model.keras import KERAS_SUFFIXES, load_keras_file
 from tinyml.optimize.tfkeras_rebuild import to_tf_keras, tf_keras_module
 from tinyml.optimize.weight_stats import KernelStats, kernel_stats, overall_sparsity
 
@@ -184,21 +185,10 @@ def load_keras_model(path: str | Path):
     path = Path(path)
     if not path.is_file():
         raise InputError(f"model file {path} does not exist", "check the path")
-    if path.suffix not in (".keras", ".h5", ".hdf5"):
+    if path.suffix not in KERAS_SUFFIXES:
         raise InputError(f"{path} is not a Keras model file", "give the .keras (or .h5) file the model was saved to")
-    import keras
-
-    errors = []
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception as exc:  # noqa: BLE001 - a file saved by tf_keras is tried next
-        errors.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    tf_keras = tf_keras_module()
-    try:
-        return tf_keras.models.load_model(path, compile=False)
-    except Exception as exc:  # noqa: BLE001 - Keras raises many types for an unreadable file
-        errors.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    raise InputError(f"{path} could not be loaded as a Keras model ({'; '.join(errors)})", "save the model with model.save('model.keras')")
+    model, _flavour = load_keras_file(path)
+    return model
 
 
 def check_dataset(model: Any, data: Dataset, role: str) -> None:

@@ -34,7 +34,9 @@ import numpy as np
 
 from tinyml.core.data import Dataset, load_dataset
 from tinyml.core.errors import DeviceError, InputError, ValidationFailed
+from tinyml.model.keras import load_keras_file
 from tinyml.model.modelfile import TensorFacts, read_model, read_model_bytes
+from tinyml.model.quantization import dequantize, predicted_classes, quantize_input
 
 log = logging.getLogger("tinyml.validate")
 
@@ -119,7 +121,7 @@ class ThresholdFailed(ValidationFailed):
 def prepare_inputs(x: np.ndarray, spec: TensorFacts) -> np.ndarray:
     """Samples as rows of the model's input dtype: int8 data as is, float data quantized.
 
-    Float data goes through tinyml.model.quantize.quantize_input, the one formula for it.
+    Float data goes through tinyml.model.quantization.quantize_input, the one formula for it.
     """
     x = np.asarray(x)
     per_sample = int(np.prod(x.shape[1:])) if x.ndim > 1 else 1
@@ -134,20 +136,14 @@ def prepare_inputs(x: np.ndarray, spec: TensorFacts) -> np.ndarray:
         raise InputError(f"the samples are {x.dtype}, neither float nor the model's int8", "give float samples (they are quantized with the model's input scale) or int8 ones")
     if spec.scale == 0.0:
         raise InputError("the model's int8 input has no quantization scale", "quantize the model with `tinyml quantize`")
-    from tinyml.model.quantize import quantize_input
-
     return quantize_input(x, spec)
 
 
 def _dequantize(q: np.ndarray, spec: TensorFacts) -> np.ndarray:
-    if spec.scale == 0.0:
-        return q.astype(np.float64)
-    return spec.scale * (q.astype(np.float64) - spec.zero_point)
+    return dequantize(q, spec, np.float64)
 
 
 def _top1(outputs: np.ndarray, spec: TensorFacts) -> np.ndarray:
-    from tinyml.model.quantize import predicted_classes
-
     return predicted_classes(_dequantize(outputs, spec))
 
 
@@ -253,15 +249,9 @@ def _float_predictions(float_model: str | Path, x: np.ndarray, input_spec: Tenso
             interpreter.set_tensor(detail_in["index"], sample.reshape(detail_in["shape"]).astype(detail_in["dtype"]))
             interpreter.invoke()
             outputs.append(interpreter.get_tensor(detail_out["index"]).reshape(-1))
-        from tinyml.model.quantize import predicted_classes
-
         return predicted_classes(np.asarray(outputs))
-    import keras
-
-    model = keras.models.load_model(path, compile=False)
+    model, _flavour = load_keras_file(path)
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-    from tinyml.model.quantize import predicted_classes
-
     return predicted_classes(model.predict(x.reshape((len(x), *shape)), verbose=0))
 
 
