@@ -24,7 +24,7 @@ from tinyml.firmware.boards import get_board
 from tinyml.core.errors import DeviceError, InputError, ToolError
 from tinyml.device.flash import UsbPort, check_port, explain_failure, flash_project, resolve_port
 from tinyml.device.platformio import PlatformIO, find_pio, registry_reachable, uploader_tools
-from tinyml.firmware.render import MANIFEST_NAME
+from tinyml.firmware.manifest import MANIFEST_NAME
 from tinyml.core.tools import run
 
 TINYML = str(Path(sys.executable).parent / "tinyml")

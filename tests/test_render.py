@@ -15,7 +15,8 @@ from conftest import require_tool
 from tinyml.firmware.boards import get_board, list_boards
 from tinyml.core.errors import InputError, ModelError, ToolError
 from tinyml.device.platformio import find_pio
-from tinyml.firmware.render import MANIFEST_NAME, render_project
+from tinyml.firmware.manifest import MANIFEST_NAME
+from tinyml.firmware.render import render_project
 from tinyml.core.tools import run
 
 TINYML = str(Path(sys.executable).parent / "tinyml")
@@ -242,7 +243,7 @@ def test_app_needing_a_sensor_the_board_lacks_is_refused(int8_models: dict[str, 
 @pytest.mark.parametrize(("app", "feature"), [("gesture", "IMU values"), ("kws", "log-mel values")])
 def test_lab_app_refuses_a_model_whose_input_its_features_do_not_fill(int8_models: dict[str, Path], tmp_path: Path, app: str, feature: str) -> None:
     # The app writes its feature window into the input tensor: a size mismatch would overflow it on the board.
-    from tinyml.labs.apps import default_app_context
+    from tinyml.firmware.apps import default_app_context
 
     with pytest.raises(InputError, match=f"the {app} app fills the model input with \\d+ {feature}.*takes 16 \\[1, 16\\]"):
         render_project("nano33ble_sense", int8_models["dense"], tmp_path / "out", labels=list("abcd"), app=app, app_context=default_app_context(app))
@@ -307,7 +308,7 @@ def test_files_no_longer_generated_are_removed_unless_edited(int8_models: dict[s
 
 
 def test_app_that_cannot_read_the_boards_sensor_part_is_refused() -> None:
-    from tinyml.firmware.render import AppSpec, app_sensors
+    from tinyml.firmware.apps import AppSpec, app_sensors
 
     app = AppSpec(name="tilt", directory=Path("."), requires_sensors=("imu",), supported_parts={"imu": ("LSM9DS1", "BMI270_BMM150")})
     assert app_sensors(get_board("nano33ble_sense_rev2"), app)["imu"].part == "BMI270_BMM150"

@@ -203,8 +203,8 @@ def _stage_inspect(run: _Run) -> dict[str, Any]:
 
 
 def _app_context(run: _Run) -> dict[str, Any]:
-    """The app's settings: the lab defaults (tinyml.labs.apps), overridden by the caller's."""
-    from tinyml.labs.apps import default_app_context
+    """The app's settings: the defaults of the features its manifest names, overridden by the caller's."""
+    from tinyml.firmware.apps import default_app_context
 
     return {**default_app_context(run.app), **run.app_context}
 
@@ -302,7 +302,7 @@ def deploy(
     with the same inputs to resume from that stage.
     """
     from tinyml.firmware.boards import get_board
-    from tinyml.labs.apps import APPS_NEEDING_LABELS
+    from tinyml.firmware.apps import check_labels, load_app
 
     unknown = sorted(set(skip) - set(STAGES))
     if unknown:
@@ -311,8 +311,7 @@ def deploy(
     if isinstance(model, (str, Path)) and not Path(model).exists():
         raise InputError(f"model {model} does not exist", "give a Keras model file (.keras, .h5), a SavedModel folder or an int8 .tflite")
     skip = set(skip)
-    if app in APPS_NEEDING_LABELS and not labels:
-        raise InputError(f"the {app} app prints class names", "pass --labels FILE (one class name per line, in the model's output order)")
+    check_labels(load_app(app), labels)
     out_dir = Path(out)
     if _is_tflite(model):
         skip.add("quantize")

@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
 def _run(args: argparse.Namespace) -> int:
     from tinyml.cli.console import stdout_console
     from tinyml.core.data import load_labels
-    from tinyml.labs.apps import default_app_context
+    from tinyml.firmware.apps import default_app_context
     from tinyml.firmware.render import render_project
 
     labels = load_labels(args.labels) if args.labels else None

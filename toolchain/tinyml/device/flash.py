@@ -14,7 +14,6 @@ yet another port: the result names the port the sketch is on now, for `tinyml va
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyml.firmware.boards import BoardProfile, get_board
+from tinyml.firmware.manifest import rendered_board
 from tinyml.core.errors import DeviceError, InputError, ToolError
 from tinyml.device.platformio import PlatformIO, registry_reachable, uploader_tools
 
@@ -33,7 +33,6 @@ log = logging.getLogger("tinyml.flash")
 AUTO_PORT = "auto"
 # How long the sketch's port may take to come back after an upload (USB re-enumeration).
 SKETCH_PORT_WAIT_SECONDS = 8.0
-MANIFEST_NAME = ".tinyml-render.json"  # written by tinyml.firmware.render
 
 
 @dataclass(frozen=True)
@@ -215,11 +214,7 @@ def explain_failure(output: str, board: BoardProfile, project_dir: Path, port: s
 # ---- the stage ------------------------------------------------------------------------------
 def _project_board(project_dir: Path, board: BoardProfile | str | None) -> BoardProfile:
     """The board the project was rendered for (its manifest), or the one given, which must agree."""
-    rendered_for: str | None = None
-    try:
-        rendered_for = str(json.loads((project_dir / MANIFEST_NAME).read_text(encoding="utf-8"))["board"])
-    except (OSError, ValueError, KeyError):
-        pass  # a project not rendered by tinyml: the caller must name the board
+    rendered_for = rendered_board(project_dir)  # None for a project tinyml did not render
     profile = board if isinstance(board, BoardProfile) else get_board(board) if board else None
     if profile is None:
         if rendered_for is None:
@@ -295,7 +290,8 @@ def prepare_board(board: BoardProfile | str, *, on_line: Callable[[str], None] |
     (into the shared libdeps folder rendered projects use); the upload tools come from the
     platform's own manifest.
     """
-    from tinyml.firmware.render import app_sensors, list_apps, load_app, platformio_ini
+    from tinyml.firmware.apps import app_sensors, list_apps, load_app
+    from tinyml.firmware.platformio_ini import platformio_ini
 
     profile = get_board(board) if isinstance(board, str) else board
     pio = PlatformIO()

@@ -4,20 +4,18 @@ Layout of `firmware_templates/`:
     project/platformio.ini.j2        the board's environment (platform, board, libraries, flags)
     project/src/*.j2, *.h            main.cpp, the TFLM model runner, the Serial transport
     common/                          the plain C++ protocol server (copied as it is)
-    apps/<app>/app.toml              what the app needs (`requires_sensors`, `build_flags`)
+    apps/<app>/app.toml              the app's manifest (tinyml.firmware.apps)
     apps/<app>/*                     the app's files: `*.j2` rendered, the rest copied
 
+This module makes the files (`generate_project_files`); tinyml.firmware.manifest writes them.
 Everything is checked before anything is written: the board, the app's sensors, the model's
-ops and its fit on the board (through `tinyml.model.inspect`), the labels. The project folder is then
-written file by file, atomically. A manifest (`.tinyml-render.json`) records the hash of each
-generated file, so that rendering again regenerates only what the tool owns and refuses,
-without `force`, to touch files the user added or edited.
+ops and its fit on the board (through tinyml.model.inspect), the labels. The project folder
+is then written file by file, atomically, and a file only where the project manifest
+(`.tinyml-render.json`) shows it is the tool's own.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,36 +23,23 @@ from pathlib import Path
 from typing import Any
 
 from tinyml import __version__
-from tinyml.firmware.boards import BoardProfile, SensorProfile, get_board, tomllib
-from tinyml.firmware.codegen import jinja_environment
-from tinyml.firmware.convert import generate_model_data
 from tinyml.core.errors import InputError
-from tinyml.core.files import atomic_write_bytes
-from tinyml.model.modelfile import SUPPORTED_SCHEMA_VERSION, read_model_bytes
 from tinyml.core.resources import templates_dir
+from tinyml.firmware import protocol
+from tinyml.firmware.apps import DEFAULT_APP, MANIFEST_FILE, AppSpec, app_sensors, load_app
+from tinyml.firmware.boards import BoardProfile, get_board
+from tinyml.firmware.codegen import jinja_environment
+from tinyml.firmware.convert import ModelData, generate_model_data
+from tinyml.firmware.manifest import ProjectRecord, write_project_files
+from tinyml.firmware.platformio_ini import platformio_ini
+from tinyml.model.modelfile import SUPPORTED_SCHEMA_VERSION, read_model_bytes
 
 log = logging.getLogger("tinyml.render")
 
-MANIFEST_NAME = ".tinyml-render.json"
 MODEL_NAME = "model"  # namespace and file prefix of the model data inside a project
-DEFAULT_APP = "validation"
-# PlatformIO keeps each app's libraries in one folder shared by every project of that app and
-# board, so `tinyml boards prepare` can fetch them once and later builds need no network.
-LIBDEPS_DIR = "${platformio.core_dir}/tinyml/libdeps/"
 
 # TfLiteType enumerators for the dtypes the firmware checks at startup (TFLM's c_api_types.h).
 TFLITE_TYPES = {"int8": "kTfLiteInt8", "uint8": "kTfLiteUInt8", "int16": "kTfLiteInt16", "int32": "kTfLiteInt32", "float32": "kTfLiteFloat32"}
-
-
-@dataclass(frozen=True)
-class AppSpec:
-    name: str
-    directory: Path
-    requires_sensors: tuple[str, ...] = ()
-    build_flags: tuple[str, ...] = ()
-    description: str = ""
-    # Optional: sensor kind -> the parts the app's code can read (e.g. {"imu": ("LSM9DS1",)}).
-    supported_parts: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -85,106 +70,14 @@ class RenderResult:
         }
 
 
-def list_apps() -> list[str]:
-    """The firmware apps that can be rendered (folders of firmware_templates/apps with an app.toml)."""
-    apps_dir = templates_dir() / "apps"
-    return sorted(p.parent.name for p in apps_dir.glob("*/app.toml"))
+@dataclass(frozen=True)
+class ProjectFiles:
+    """A project before anything is written: every file (relative path -> bytes) and what it holds."""
 
-
-def load_app(name: str) -> AppSpec:
-    directory = templates_dir() / "apps" / name
-    spec_path = directory / "app.toml"
-    if not spec_path.is_file():
-        raise InputError(f"unknown firmware app '{name}'", f"choose one of: {', '.join(list_apps())}")
-    try:
-        data = tomllib.loads(spec_path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{spec_path} is not valid TOML: {exc}", "fix the app's app.toml") from exc
-    sensors = data.get("requires_sensors", [])
-    flags = data.get("build_flags", [])
-    for key, value in (("requires_sensors", sensors), ("build_flags", flags)):
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise InputError(f"{spec_path}: field '{key}' must be a list of strings", "fix the app's app.toml")
-    parts = data.get("supported_parts", {})
-    if not isinstance(parts, dict) or not all(isinstance(v, list) and all(isinstance(p, str) for p in v) for v in parts.values()):
-        raise InputError(f"{spec_path}: field 'supported_parts' must map a sensor kind to a list of part names", "fix the app's app.toml")
-    return AppSpec(
-        name=name,
-        directory=directory,
-        requires_sensors=tuple(sensors),
-        build_flags=tuple(flags),
-        description=str(data.get("description", "")),
-        supported_parts={kind: tuple(names) for kind, names in parts.items()},
-    )
-
-
-def app_sensors(board: BoardProfile, app: AppSpec) -> dict[str, SensorProfile]:
-    """The board's sensors that `app` needs; InputError naming the missing ones and boards that have them."""
-    missing = [kind for kind in app.requires_sensors if kind not in board.sensors]
-    if missing:
-        from tinyml.firmware.boards import list_boards
-
-        able = [b.id for b in list_boards() if all(kind in b.sensors for kind in app.requires_sensors)]
-        raise InputError(
-            f"the {app.name} app needs the sensor(s) {', '.join(missing)}, which board {board.id} does not have",
-            f"render it for a board that has them ({', '.join(able) or 'none known'}), or choose another --app",
-        )
-    for kind in app.requires_sensors:
-        part = board.sensors[kind].part
-        readable = app.supported_parts.get(kind)
-        if readable is not None and part not in readable:
-            raise InputError(
-                f"the {app.name} app reads the {kind} parts {', '.join(readable)}, but board {board.id} has a {part}",
-                f"choose a board with one of those parts, or add {part} to the app (firmware_templates/apps/{app.name})",
-            )
-    return {kind: board.sensors[kind] for kind in app.requires_sensors}
-
-
-def platformio_ini(board: BoardProfile, app: AppSpec) -> str:
-    """The project's platformio.ini: one environment named after the board."""
-    sensors = app_sensors(board, app)
-    lib_deps = [board.tflm_library, *sorted({s.library for s in sensors.values() if s.library})]
-    build_flags = [s.define for s in sensors.values()] + list(app.build_flags)
-    template = jinja_environment([templates_dir() / "project"]).get_template("platformio.ini.j2")
-    return template.render(
-        board=board,
-        pio=board.platformio,
-        env_name=board.env_name,
-        app=app,
-        lib_deps=lib_deps,
-        build_flags=build_flags,
-        libdeps_dir=LIBDEPS_DIR + app.name,
-        version=__version__,
-    )
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _read_manifest(project_dir: Path) -> dict[str, set[str]]:
-    """Generated file -> the digests it may have and still be ours (two while a render is under way)."""
-    path = project_dir / MANIFEST_NAME
-    if not path.is_file():
-        return {}
-    try:
-        files = json.loads(path.read_text(encoding="utf-8"))["files"]
-        if not isinstance(files, dict):
-            raise TypeError("files is not a mapping")
-        return {str(k): {str(v)} if isinstance(v, str) else {str(d) for d in v} for k, v in files.items()}
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{path} is damaged ({exc})", "delete it and render again with --force") from exc
-
-
-def _write_manifest(project_dir: Path, board: BoardProfile, summary: Mapping[str, Any], files: Mapping[str, str | list[str]]) -> None:
-    manifest = {
-        "generator": f"tinyml {__version__}",
-        "board": board.id,
-        "app": summary["app"],
-        "model_hash": summary["model_hash"],
-        "files": dict(sorted(files.items())),
-    }
-    atomic_write_bytes(project_dir / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
+    files: dict[str, bytes]
+    record: ProjectRecord
+    arena_bytes: int
+    resolver_methods: tuple[str, ...]
 
 
 def generate_project_files(
@@ -194,25 +87,21 @@ def generate_project_files(
     labels: Sequence[str] | None = None,
     app: str = DEFAULT_APP,
     app_context: Mapping[str, Any] | None = None,
-) -> tuple[dict[str, bytes], dict[str, Any]]:
-    """Every file of the project (relative path -> bytes) and a summary; checks all, writes nothing."""
-    from tinyml.firmware import protocol
+) -> ProjectFiles:
+    """Every file of the project; checks all, writes nothing."""
     from tinyml.model.inspect import check_fits, inspect_model
 
     app_spec = load_app(app)
     sensors = app_sensors(board, app_spec)
     model_data = generate_model_data(model_bytes, name=MODEL_NAME, labels=labels)
-    facts = model_data.facts
     log.info("inspecting the model for %s", board.id)
     report = inspect_model(model_bytes, board)
     check_fits(report, board)
-    arena_bytes = report.firmware_arena_bytes
-    if arena_bytes is None:  # check_fits has refused such a model already
+    if report.firmware_arena_bytes is None:  # check_fits has refused such a model already
         raise AssertionError("inspect gave no arena for a model check_fits accepted")
-    methods = report.resolver_methods
+    facts = model_data.facts
     for tensor in (facts.inputs[0], facts.outputs[0]):
         protocol.dtype_constant(tensor.dtype)  # a dtype the protocol cannot name is a bug upstream
-
     context = {
         "version": __version__,
         "board": board,
@@ -224,17 +113,27 @@ def generate_project_files(
         "sensors": sensors,
         "app": app_spec,
         "app_context": dict(app_context or {}),
-        "arena_bytes": arena_bytes,
+        "arena_bytes": report.firmware_arena_bytes,
         "supported_schema_version": SUPPORTED_SCHEMA_VERSION,
         "measured_arena_bytes": report.arena_bytes,
-        "resolver_methods": methods,
+        "resolver_methods": report.resolver_methods,
         "ops": sorted(facts.op_counts),
         "dtype_constant": protocol.dtype_constant,
         "tflite_type": TFLITE_TYPES,
         "padded_shape": lambda shape: list(shape) + [0] * (protocol.MAX_DIMS - len(shape)),
     }
+    return ProjectFiles(
+        files=_project_files(board, app_spec, model_data, context),
+        record=ProjectRecord(board=board.id, app=app_spec.name, model_hash=facts.short_hash),
+        arena_bytes=report.firmware_arena_bytes,
+        resolver_methods=tuple(report.resolver_methods),
+    )
+
+
+def _project_files(board: BoardProfile, app: AppSpec, model_data: ModelData, context: Mapping[str, Any]) -> dict[str, bytes]:
+    """platformio.ini, the model data, the protocol header, common/, the project's and the app's templates."""
     templates = templates_dir()
-    files: dict[str, bytes] = {"platformio.ini": platformio_ini(board, app_spec).encode("utf-8")}
+    files: dict[str, bytes] = {"platformio.ini": platformio_ini(board, app).encode("utf-8")}
     files["src/" + model_data.header_name] = model_data.header_text.encode("utf-8")
     files["src/" + model_data.source_name] = model_data.source_text.encode("utf-8")
     files["src/tinyml_protocol.h"] = protocol.render_c_header().encode("utf-8")
@@ -242,10 +141,9 @@ def generate_project_files(
         if source.is_file():
             files["src/" + source.name] = source.read_bytes()
     files.update(_render_folder(templates / "project" / "src", context, "src/"))
-    files.update(_render_folder(app_spec.directory, context, "src/", skip={"app.toml"}))
+    files.update(_render_folder(app.directory, context, "src/", skip={MANIFEST_FILE}))
     files[".gitignore"] = b".pio/\n"
-    summary = {"model_hash": facts.short_hash, "arena_bytes": arena_bytes, "resolver_methods": tuple(methods), "app": app_spec.name}
-    return files, summary
+    return files
 
 
 def _render_folder(folder: Path, context: Mapping[str, Any], prefix: str, skip: set[str] = frozenset()) -> dict[str, bytes]:
@@ -287,69 +185,18 @@ def render_project(
     project_dir = Path(out_dir)
     if project_dir.exists() and not project_dir.is_dir():
         raise InputError(f"{project_dir} is a file", "give a folder for --out")
-    files, summary = generate_project_files(board, model_bytes, labels=labels, app=app, app_context=app_context)
-
-    owned = _read_manifest(project_dir)
-    conflicts: list[str] = []
-    to_write: list[str] = []
-    unchanged: list[str] = []
-    for rel, data in files.items():
-        path = project_dir / rel
-        if not path.exists():
-            to_write.append(rel)
-            continue
-        current = _sha256(path.read_bytes()) if path.is_file() else None
-        if current == _sha256(data):
-            unchanged.append(rel)
-        elif current is not None and current in owned.get(rel, set()):
-            to_write.append(rel)  # ours, as we left it: regenerate
-        else:
-            conflicts.append(rel)  # the user's file, or ours edited by the user
-    stale = []
-    for rel, digests in owned.items():
-        if rel in files:
-            continue
-        path = project_dir / rel
-        if path.is_file() and _sha256(path.read_bytes()) not in digests:
-            conflicts.append(rel)  # ours once, since edited: the user decides
-        elif path.is_file():
-            stale.append(rel)
-    if conflicts and not force:
-        shown = ", ".join(sorted(conflicts)[:4]) + (", ..." if len(conflicts) > 4 else "")
-        raise InputError(
-            f"{project_dir} has files that tinyml did not generate or that were edited since: {shown}",
-            "move your changes out of the way, render into an empty folder, or pass --force to overwrite them",
-        )
-    if force:
-        to_write += [rel for rel in conflicts if rel in files]
-        for rel in conflicts:
-            if rel not in files:  # edited by the user and no longer generated: theirs now, left in place
-                log.warning("%s is no longer generated but was edited: left as it is", project_dir / rel)
-
-    # Interrupted half way, the project must still be ours to regenerate: while files are being
-    # written, the manifest accepts each file's old and new content.
-    new_digests = {rel: _sha256(data) for rel, data in files.items()}
-    during = {rel: sorted(owned.get(rel, set()) | {digest}) for rel, digest in new_digests.items()}
-    during.update({rel: sorted(owned[rel]) for rel in stale})
-    _write_manifest(project_dir, board, summary, during)
-    total = len(to_write)
-    for done, rel in enumerate(sorted(to_write), start=1):
-        atomic_write_bytes(project_dir / rel, files[rel])
-        if progress is not None:
-            progress(done, total)
-    for rel in stale:
-        (project_dir / rel).unlink()
-    _write_manifest(project_dir, board, summary, new_digests)
-    log.info("rendered %s for %s: %d files written, %d unchanged", project_dir, board.id, len(to_write), len(unchanged))
+    project = generate_project_files(board, model_bytes, labels=labels, app=app, app_context=app_context)
+    outcome = write_project_files(project_dir, project.files, project.record, force=force, progress=progress)
+    log.info("rendered %s for %s: %d files written, %d unchanged", project_dir, board.id, len(outcome.written), len(outcome.unchanged))
     return RenderResult(
         project_dir=project_dir,
         board_id=board.id,
         env_name=board.env_name,
-        app=summary["app"],
-        model_hash=summary["model_hash"],
-        arena_bytes=summary["arena_bytes"],
-        resolver_methods=summary["resolver_methods"],
-        written=tuple(sorted(to_write)),
-        unchanged=tuple(sorted(unchanged)),
-        removed=tuple(sorted(stale)),
+        app=project.record.app,
+        model_hash=project.record.model_hash,
+        arena_bytes=project.arena_bytes,
+        resolver_methods=project.resolver_methods,
+        written=outcome.written,
+        unchanged=outcome.unchanged,
+        removed=outcome.removed,
     )

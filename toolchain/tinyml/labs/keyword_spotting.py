@@ -20,6 +20,7 @@ import numpy as np
 
 from tinyml.core.data import Dataset
 from tinyml.features.logmel import LogMelSpec
+from tinyml.features.recognizer import RecognizerSettings
 from tinyml.labs.speech import LABELS, SILENCE, SpeechClips, SpeechSettings, load_or_synthesise
 from tinyml.labs.pipeline import LabResult, accuracies, calibration_subset, deploy_lab_model, prepare_out_dir, report_stage
 from tinyml.labs.training import Progress, fit_classifier, float_accuracy, keras, seed_everything
@@ -29,23 +30,8 @@ log = logging.getLogger("tinyml.labs.keyword_spotting")
 DEFAULT_SEED = 5
 DEFAULT_EPOCHS = 40
 DEFAULT_BOARD = "nano33ble_sense"
-
-
-@dataclass(frozen=True)
-class RecognizerSettings:
-    """Score smoothing on the board, as micro_speech's RecognizeCommands (its defaults)."""
-
-    average_window_ms: int = 1000
-    detection_threshold: int = 200  # average score 0..255
-    suppression_ms: int = 1500
-    minimum_count: int = 3
-    inference_every_frames: int = 5  # one inference per 100 ms of audio
-
-    def to_dict(self) -> dict[str, int]:
-        return dict(vars(self))
-
-    def template_context(self) -> dict[str, int]:
-        return {**self.to_dict(), "silence_label": LABELS.index(SILENCE)}
+# The board's score smoothing; silence is the class it never reports.
+DEFAULT_RECOGNIZER = RecognizerSettings(silence_label=LABELS.index(SILENCE))
 
 
 @dataclass(frozen=True)
@@ -108,7 +94,7 @@ def run_kws_lab(
     seed: int = DEFAULT_SEED,
     settings: SpeechSettings = SpeechSettings(),
     spec: LogMelSpec | None = None,
-    recognizer: RecognizerSettings = RecognizerSettings(),
+    recognizer: RecognizerSettings = DEFAULT_RECOGNIZER,
     board: str = DEFAULT_BOARD,
     port: str = "virtual",
     calibration_samples: int = 200,
