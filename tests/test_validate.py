@@ -16,7 +16,9 @@ from tinyml.core.data import Dataset
 from tinyml.core.errors import DeviceError, InputError
 from tinyml.model.modelfile import read_model
 from tinyml.model.tflm import measure_arena
-from tinyml.validation.validate import SAMPLES_FILE, ThresholdFailed, prepare_inputs, validate_device
+from tinyml.validation.report import ThresholdFailed
+from tinyml.validation.session import SAMPLES_FILE
+from tinyml.validation.validate import prepare_inputs, validate_device
 from tinyml.device.virtual_board import Faults, VirtualBoard
 
 FAST_LINK = {"reply_timeout": 0.25, "reconnect_timeout": 5.0}

@@ -46,7 +46,7 @@ _API: dict[str, str] = {
     "VirtualBoard": "tinyml.device.virtual_board",
     "Faults": "tinyml.device.virtual_board",
     "validate_device": "tinyml.validation.validate",
-    "ValidationReport": "tinyml.validation.validate",
+    "ValidationReport": "tinyml.validation.report",
     "Monitor": "tinyml.device.monitor",
 }
 
@@ -85,5 +85,6 @@ if TYPE_CHECKING:
     from tinyml.device.link import DeviceLink
     from tinyml.device.monitor import Monitor
     from tinyml.firmware.protocol import DeviceInfo
-    from tinyml.validation.validate import ValidationReport, validate_device
+    from tinyml.validation.report import ValidationReport
+    from tinyml.validation.validate import validate_device
     from tinyml.device.virtual_board import Faults, VirtualBoard

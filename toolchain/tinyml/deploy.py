@@ -61,7 +61,7 @@ class DeployResult:
     port: str
     model_path: Path | None
     stages: list[StageOutcome]
-    validation: Any = None  # tinyml.validation.validate.ValidationReport when validation ran in this process
+    validation: Any = None  # tinyml.validation.report.ValidationReport when validation ran in this process
 
     def stage(self, name: str) -> StageOutcome:
         return next(s for s in self.stages if s.name == name)
@@ -152,26 +152,47 @@ class _State:
         atomic_write_text(self.path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
-@dataclass
-class _Run:
-    """Everything the stages share in one deploy run."""
+@dataclass(frozen=True)
+class _Settings:
+    """The inputs of one run, checked and loaded before any stage starts."""
 
     model: Any
     board_id: str
     board: Any  # tinyml.firmware.boards.BoardProfile
+    out_dir: Path
+    model_path: Path  # the int8 model: given, or what the quantize stage writes
     calibration: Dataset | None
     eval_data: Dataset | None
     labels: list[str] | None
     port: str
-    out_dir: Path
     app: str
     app_context: dict[str, Any]
+    skip: frozenset[str]
     validate_limit: int | None
     min_exact: float | None
     min_agreement: float | None
+
+    def fingerprint(self) -> str:
+        """What a finished stage's outputs depend on: a run with another fingerprint starts afresh."""
+        settings = {
+            "board": self.board_id,
+            "port": self.port,
+            "app": self.app,
+            "app_context": self.app_context,
+            "limit": self.validate_limit,
+            "min_exact": self.min_exact,
+            "min_agreement": self.min_agreement,
+        }
+        return _fingerprint(self.model, self.calibration, self.eval_data, self.labels, settings)
+
+
+@dataclass
+class _Run:
+    """One deploy run: its settings and what the stages hand on to the stages after them."""
+
+    settings: _Settings
     progress: Progress | None
-    model_path: Path
-    resume_validation: bool = False
+    resume_validation: bool = False  # continue a validation that failed midway, not start afresh
     flashed_port: str | None = None  # where the flash stage found the running sketch
     validation: Any = None
 
@@ -179,14 +200,15 @@ class _Run:
 def _stage_quantize(run: _Run) -> dict[str, Any]:
     from tinyml.model.quantize import quantize_model
 
-    result = quantize_model(run.model, run.calibration, eval_data=run.eval_data, out=run.model_path, force=True, progress=run.progress)
+    s = run.settings
+    result = quantize_model(s.model, s.calibration, eval_data=s.eval_data, out=s.model_path, force=True, progress=run.progress)
     return result.to_dict()
 
 
 def _stage_inspect(run: _Run) -> dict[str, Any]:
     from tinyml.model.inspect import check_fits, inspect_model
 
-    report = inspect_model(run.model_path, run.board)
+    report = inspect_model(run.settings.model_path, run.settings.board)
     check_fits(report)
     facts = {
         "model_id": report.facts.short_hash,
@@ -202,57 +224,55 @@ def _stage_inspect(run: _Run) -> dict[str, Any]:
     return facts
 
 
-def _app_context(run: _Run) -> dict[str, Any]:
-    """The app's settings: the defaults of the features its manifest names, overridden by the caller's."""
-    from tinyml.firmware.apps import default_app_context
-
-    return {**default_app_context(run.app), **run.app_context}
-
-
 def _stage_render(run: _Run) -> dict[str, Any]:
+    from tinyml.firmware.apps import default_app_context
     from tinyml.firmware.render import render_project
 
-    result = render_project(
-        run.board, run.model_path, run.out_dir / FIRMWARE_DIR, labels=run.labels, app=run.app, app_context=_app_context(run), force=True
-    )
+    s = run.settings
+    # The defaults of the features the app's manifest names, overridden by the caller's settings.
+    app_context = {**default_app_context(s.app), **s.app_context}
+    result = render_project(s.board, s.model_path, s.out_dir / FIRMWARE_DIR, labels=s.labels, app=s.app, app_context=app_context, force=True)
     return _facts_of(result)
 
 
 def _stage_flash(run: _Run) -> dict[str, Any]:
-    if run.port == VIRTUAL_PORT:
+    s = run.settings
+    if s.port == VIRTUAL_PORT:
         return {"port": VIRTUAL_PORT, "note": "no board: the validate stage starts a virtual board that runs the model in TFLM"}
     from tinyml.device.flash import flash_project
 
-    return _facts_of(flash_project(run.out_dir / FIRMWARE_DIR, port=run.port, board=run.board_id))
+    return _facts_of(flash_project(s.out_dir / FIRMWARE_DIR, port=s.port, board=s.board_id))
 
 
 def _stage_validate(run: _Run) -> dict[str, Any]:
     from tinyml.validation.validate import validate_device
 
-    data = run.eval_data if run.eval_data is not None else run.calibration
+    s = run.settings
+    data = s.eval_data if s.eval_data is not None else s.calibration
+
     def _validate(port: str) -> Any:
         return validate_device(
             port,
-            run.model_path,
+            s.model_path,
             data,
-            limit=run.validate_limit,
-            report_dir=run.out_dir / REPORT_DIR,
-            min_exact=run.min_exact,
-            min_agreement=run.min_agreement,
+            limit=s.validate_limit,
+            report_dir=s.out_dir / REPORT_DIR,
+            min_exact=s.min_exact,
+            min_agreement=s.min_agreement,
             # After a failed validation (a board unplugged midway) continue it; else start afresh.
             resume=run.resume_validation,
             force=not run.resume_validation,
             progress=run.progress,
         )
 
-    if run.port == VIRTUAL_PORT:
+    if s.port == VIRTUAL_PORT:
         from tinyml.device.virtual_board import VirtualBoard
 
-        with VirtualBoard(run.model_path, labels=run.labels, board=run.board_id) as board:
+        with VirtualBoard(s.model_path, labels=s.labels, board=s.board_id) as board:
             report = _validate(board.port)
     else:
         # The sketch may come back on another port than the upload used (or --port auto).
-        port = run.flashed_port or run.port
+        port = run.flashed_port or s.port
         if port == "auto":
             raise InputError("the board's port is not known (flash was skipped or the board did not show up)", "pass --port PORT")
         report = _validate(port)
@@ -301,8 +321,51 @@ def deploy(
     fails raises its tinyml error after recording the failure in the state file; run again
     with the same inputs to resume from that stage.
     """
-    from tinyml.firmware.boards import get_board
+    settings = _check_inputs(
+        model,
+        board=board,
+        out=out,
+        calibration=calibration,
+        eval_data=eval_data,
+        labels=labels,
+        port=port,
+        app=app,
+        app_context=app_context,
+        skip=skip,
+        validate_limit=validate_limit,
+        min_exact=min_exact,
+        min_agreement=min_agreement,
+    )
+    state = _State(settings.out_dir, settings.fingerprint() if resume else "", force)
+    if not resume:
+        state.stages.clear()
+    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    run = _Run(settings, progress)
+    previous_validation = state.stages.get("validate", {})
+    run.resume_validation = previous_validation.get("status") == "failed" and (settings.out_dir / REPORT_DIR).is_dir()
+    outcomes = _run_stages(run, state, on_stage)
+    return DeployResult(out_dir=settings.out_dir, board=board, port=port, model_path=settings.model_path, stages=outcomes, validation=run.validation)
+
+
+def _check_inputs(
+    model: Any,
+    *,
+    board: str,
+    out: str | Path,
+    calibration: Dataset | str | Path | None,
+    eval_data: Dataset | str | Path | None,
+    labels: Sequence[str] | str | Path | None,
+    port: str,
+    app: str,
+    app_context: Mapping[str, Any] | None,
+    skip: Sequence[str],
+    validate_limit: int | None,
+    min_exact: float | None,
+    min_agreement: float | None,
+) -> _Settings:
+    """The run's settings, with every input problem found before any stage runs, not after minutes of work."""
     from tinyml.firmware.apps import check_labels, load_app
+    from tinyml.firmware.boards import get_board
 
     unknown = sorted(set(skip) - set(STAGES))
     if unknown:
@@ -310,57 +373,53 @@ def deploy(
     board_profile = get_board(board)
     if isinstance(model, (str, Path)) and not Path(model).exists():
         raise InputError(f"model {model} does not exist", "give a Keras model file (.keras, .h5), a SavedModel folder or an int8 .tflite")
-    skip = set(skip)
+    skipped = set(skip)
     check_labels(load_app(app), labels)
     out_dir = Path(out)
     if _is_tflite(model):
-        skip.add("quantize")
+        skipped.add("quantize")
         model_path = Path(model)
     else:
         model_path = out_dir / MODEL_FILE
-        if "quantize" in skip:
+        if "quantize" in skipped:
             raise InputError("--skip quantize needs an int8 .tflite model", "give the .tflite that `tinyml quantize` wrote, or let deploy quantize")
     if isinstance(labels, (str, Path)):
         labels = load_labels(labels)
     calibration_data = _as_dataset(calibration)
     evaluation = _as_dataset(eval_data)
-    # Missing inputs are found before any stage runs, not after minutes of work.
-    if "quantize" not in skip and calibration_data is None:
+    if "quantize" not in skipped and calibration_data is None:
         raise InputError("quantizing needs calibration data", "pass --calibration DATA.npz (a few hundred typical inputs), or give an int8 .tflite")
-    if "validate" not in skip and evaluation is None and calibration_data is None:
+    if "validate" not in skipped and evaluation is None and calibration_data is None:
         raise InputError("validation needs data", "pass --eval DATA.npz (or --calibration), or --skip validate")
-    settings = {"board": board, "port": port, "app": app, "app_context": dict(app_context or {}), "limit": validate_limit, "min_exact": min_exact, "min_agreement": min_agreement}
-    state = _State(out_dir, _fingerprint(model, calibration_data, evaluation, labels, settings) if resume else "", force)
-    if not resume:
-        state.stages.clear()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    run = _Run(
+    return _Settings(
         model=model,
         board_id=board,
         board=board_profile,
+        out_dir=out_dir,
+        model_path=model_path,
         calibration=calibration_data,
         eval_data=evaluation,
         labels=list(labels) if labels else None,
         port=port,
-        out_dir=out_dir,
         app=app,
         app_context=dict(app_context or {}),
+        skip=frozenset(skipped),
         validate_limit=validate_limit,
         min_exact=min_exact,
         min_agreement=min_agreement,
-        progress=progress,
-        model_path=model_path,
     )
-    previous_validation = state.stages.get("validate", {})
-    run.resume_validation = previous_validation.get("status") == "failed" and (out_dir / REPORT_DIR).is_dir()
+
+
+def _run_stages(run: _Run, state: _State, on_stage: StageListener | None) -> list[StageOutcome]:
+    """Each stage in order: skipped, resumed from an earlier run while its outputs are still there, or run."""
     outcomes: list[StageOutcome] = []
     redo_rest = False  # once a stage runs again, the stages after it use its new outputs
     for name in STAGES:
-        if name in skip:
+        if name in run.settings.skip:
             outcomes.append(StageOutcome(name, "skipped"))
             _notify(on_stage, name, "skipped")
             continue
-        earlier = state.done(name) if _outputs_exist(name, run) else None
+        earlier = state.done(name) if _outputs_exist(name, run.settings) else None
         if name == "flash" and earlier is not None:
             run.flashed_port = earlier.get("port") if earlier.get("port") != VIRTUAL_PORT else None
         # A resumed validation would report nothing new: validation always runs again.
@@ -369,30 +428,35 @@ def deploy(
             _notify(on_stage, name, "resumed")
             continue
         redo_rest = True
-        _notify(on_stage, name, "start")
-        started = time.monotonic()
-        try:
-            facts = _STAGE_FUNCTIONS[name](run)
-        except BaseException as exc:
-            state.record(name, "failed", {"error": str(exc)})
-            _notify(on_stage, name, "failed")
-            raise
-        seconds = time.monotonic() - started
-        if name == "flash" and run.port != VIRTUAL_PORT:
-            run.flashed_port = facts.get("port")
-        state.record(name, "done", facts)
-        outcomes.append(StageOutcome(name, "done", facts, seconds))
-        log.info("%s: done in %.1f s", name, seconds)
-        _notify(on_stage, name, "done")
-    return DeployResult(out_dir=out_dir, board=board, port=port, model_path=model_path, stages=outcomes, validation=run.validation)
+        outcomes.append(_run_stage(name, run, state, on_stage))
+    return outcomes
 
 
-def _outputs_exist(stage: str, run: _Run) -> bool:
+def _run_stage(name: str, run: _Run, state: _State, on_stage: StageListener | None) -> StageOutcome:
+    """Run one stage, recording in the state file that it finished or failed."""
+    _notify(on_stage, name, "start")
+    started = time.monotonic()
+    try:
+        facts = _STAGE_FUNCTIONS[name](run)
+    except BaseException as exc:
+        state.record(name, "failed", {"error": str(exc)})
+        _notify(on_stage, name, "failed")
+        raise
+    seconds = time.monotonic() - started
+    if name == "flash" and run.settings.port != VIRTUAL_PORT:
+        run.flashed_port = facts.get("port")
+    state.record(name, "done", facts)
+    log.info("%s: done in %.1f s", name, seconds)
+    _notify(on_stage, name, "done")
+    return StageOutcome(name, "done", facts, seconds)
+
+
+def _outputs_exist(stage: str, settings: _Settings) -> bool:
     """A stage done earlier counts only while what it wrote is still there."""
     if stage == "quantize":
-        return run.model_path.is_file()
+        return settings.model_path.is_file()
     if stage == "render":
-        return (run.out_dir / FIRMWARE_DIR / "platformio.ini").is_file()
+        return (settings.out_dir / FIRMWARE_DIR / "platformio.ini").is_file()
     return True
 
 

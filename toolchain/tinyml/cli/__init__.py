@@ -14,7 +14,7 @@ import argparse
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from tinyml import __version__
 from tinyml.core.errors import TinyMLError
@@ -76,10 +76,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     configure_logging(args.verbose, args.quiet)
+    return run_for_exit_code(lambda: args.run(args), verbose=args.verbose)
+
+
+def run_for_exit_code(action: Callable[[], int | None], *, verbose: bool) -> int:
+    """Run `action` and return the exit code (see tinyml.core.errors); also the labs' entry points.
+
+    A TinyMLError is one line on stderr, the problem and the fix (its traceback goes to the log
+    with `verbose`), and its class's exit code; Ctrl-C is 130. Anything else is a bug: it
+    propagates, with its traceback.
+    """
     try:
-        return int(args.run(args) or 0)
+        return int(action() or 0)
     except TinyMLError as exc:
-        if args.verbose:
+        if verbose:
             logging.getLogger("tinyml").exception("%s", exc)
         from tinyml.cli.console import print_error
 

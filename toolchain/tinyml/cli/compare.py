@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
+
+from tinyml.cli.options import add_fine_tuning, add_keras_model, quiet_tensorflow
 
 # Kept here as text so `tinyml --help` does not import the stage; checked by compare.check_variants.
 VARIANT_NAMES = "float, ptq, prune, cluster, qat, prune+cluster, prune+qat, cluster+qat, prune+cluster+qat"
@@ -13,14 +14,13 @@ VARIANT_NAMES = "float, ptq, prune, cluster, qat, prune+cluster, prune+qat, clus
 
 def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     parser = subparsers.add_parser("compare", help=summary, description=summary + ". Every int8 variant goes through the same quantize stage.")
-    parser.add_argument("model", metavar="MODEL", help="trained Keras model (.keras or .h5; Keras 3 or tf_keras)")
+    add_keras_model(parser)
     parser.add_argument("--train", required=True, metavar="DATA", help=".npz with x and y to fine-tune the variants on (and calibrate int8)")
     parser.add_argument("--eval", required=True, metavar="DATA", help=".npz with x and y the accuracies are measured on")
     parser.add_argument("--variants", nargs="+", metavar="V", help=f"variants to build (default: all): {VARIANT_NAMES}")
     parser.add_argument("--prune", type=float, default=0.5, metavar="SPARSITY", help="sparsity of the pruned variants (default 0.5)")
     parser.add_argument("--cluster", type=int, default=16, metavar="N", help="centroids of the clustered variants (default 16)")
-    parser.add_argument("--epochs", type=int, default=3, metavar="E", help="fine-tuning epochs per technique (default 3)")
-    parser.add_argument("--batch-size", type=int, default=32, metavar="B", help="fine-tuning batch size (default 32)")
+    add_fine_tuning(parser)
     parser.add_argument("--out", metavar="DIR", help="report folder (default: MODEL's name with _compare, next to it)")
     parser.add_argument("--force", action="store_true", help="overwrite a report that exists")
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
@@ -28,8 +28,7 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow(args)
     from rich.table import Table
 
     from tinyml.cli.console import stdout_console
@@ -67,19 +66,7 @@ def run(args: argparse.Namespace) -> int:
     for column in ("variant", "float acc", "int8 acc", ".tflite B", "gzip B", "kernels gzip B", "TFLM LUT B", "sparsity", "unique/channel", "arena B", "TFLM µs (host)"):
         table.add_column(column, justify="left" if column == "variant" else "right", no_wrap=column == "variant")
     for row in report.rows:
-        table.add_row(
-            row.label,
-            _pct(row.float_accuracy),
-            _pct(row.int8_accuracy),
-            f"{row.tflite_bytes:,}",
-            _num(row.gzip_bytes),
-            _num(row.kernel_gzip_bytes),
-            _num(row.lut_bytes),
-            _pct(row.sparsity),
-            " / ".join(str(v) for v in row.unique_per_layer.values()) or "–",
-            _num(row.arena_bytes),
-            "–" if row.latency_us is None else f"{row.latency_us:.0f}",
-        )
+        table.add_row(*row.cells(_pct, _num))
     console.print(table)
     console.print(report.note, soft_wrap=True, style="dim")
     for path in report.files:

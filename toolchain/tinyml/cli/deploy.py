@@ -67,7 +67,7 @@ class StageBar:
 def run(args: argparse.Namespace) -> int:
     from tinyml.cli.console import stdout_console
     from tinyml.deploy import deploy
-    from tinyml.validation.validate import ThresholdFailed
+    from tinyml.validation.report import ThresholdFailed
 
     started = time.monotonic()
     bar = StageBar()

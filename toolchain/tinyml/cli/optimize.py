@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
+
+from tinyml.cli.options import add_fine_tuning, add_keras_model, quiet_tensorflow
 
 
 def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
@@ -15,14 +16,13 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
         description=summary + ". Techniques run in TFMOT's collaborative order: prune, then cluster, then QAT; "
         "the result goes through the same full-int8 quantize stage as `tinyml quantize`.",
     )
-    parser.add_argument("model", metavar="MODEL", help="trained Keras model (.keras or .h5; Keras 3 or tf_keras)")
+    add_keras_model(parser)
     parser.add_argument("--train", required=True, metavar="DATA", help=".npz with x and y (class indices) to fine-tune on; it also calibrates int8")
     parser.add_argument("--val", metavar="DATA", help=".npz with x and y: float and int8 accuracy of the result")
     parser.add_argument("--prune", type=float, metavar="SPARSITY", help="magnitude pruning to this fraction of zero weights, in (0, 1), e.g. 0.5")
     parser.add_argument("--cluster", type=int, metavar="N", help="weight clustering to N centroids per kernel (2..256), e.g. 16")
     parser.add_argument("--qat", action="store_true", help="quantization-aware training (pruning/cluster-preserving after --prune/--cluster)")
-    parser.add_argument("--epochs", type=int, default=3, metavar="E", help="fine-tuning epochs per technique (default 3; pruning needs 2 or more)")
-    parser.add_argument("--batch-size", type=int, default=32, metavar="B", help="fine-tuning batch size (default 32)")
+    add_fine_tuning(parser, epochs_note="; pruning needs 2 or more")
     parser.add_argument("--learning-rate", type=float, metavar="LR", help="Adam learning rate (default: 1e-3 pruning, 1e-4 clustering and QAT)")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: MODEL's name with _optimized, next to it)")
     parser.add_argument("--force", action="store_true", help="overwrite outputs that exist")
@@ -31,8 +31,7 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow(args)
     from tinyml.cli.console import stdout_console
     from tinyml.core.data import load_dataset
     from tinyml.core.files import atomic_write_text, check_can_write

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
+
+from tinyml.cli.options import quiet_tensorflow
 
 
 def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
@@ -25,9 +26,7 @@ def default_out(model: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    # TensorFlow's C++ start-up chatter is not for this audience; --verbose keeps it.
-    if not args.verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow(args)
     from tinyml.cli.console import stdout_console
     from tinyml.core.data import load_dataset
     from tinyml.model.quantize import quantize_model

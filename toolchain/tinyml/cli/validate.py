@@ -30,7 +30,8 @@ def _run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from tinyml.cli.console import stderr_console, stdout_console
-    from tinyml.validation.validate import ThresholdFailed, validate_device
+    from tinyml.validation.report import ThresholdFailed
+    from tinyml.validation.validate import validate_device
 
     with Progress(TextColumn("validating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=stderr_console(), transient=True, disable=not stderr_console().is_terminal) as bar:
         task = bar.add_task("validate", total=None)

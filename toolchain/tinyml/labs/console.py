@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from tinyml.core.errors import TinyMLError
 
 Progress = Callable[[int, int], None]
 StageListener = Callable[[str, str], None]
@@ -33,6 +31,19 @@ def lab_argument_parser(module: str, description: str, *, default_out: str, defa
     parser.add_argument("--force", action="store_true", help="write into --out even if it holds other files")
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logs and tracebacks")
     return parser
+
+
+def lab_main(
+    argv: Sequence[str] | None, run_lab: Callable[..., Any], *, module: str, description: str, default_out: str, default_epochs: int, default_board: str
+) -> int:
+    """A lab's `main`: parse its options, run `run_lab` with them (run_gesture_lab, run_kws_lab, ...), return the exit code."""
+    args = lab_argument_parser(module, description, default_out=default_out, default_epochs=default_epochs, default_board=default_board).parse_args(argv)
+    return run_lab_command(
+        args,
+        lambda progress, on_stage: run_lab(
+            args.out, epochs=args.epochs, board=args.board, port=args.port, validate_limit=args.limit, force=args.force, progress=progress, on_stage=on_stage
+        ),
+    )
 
 
 @contextlib.contextmanager
@@ -62,39 +73,31 @@ def native_stderr_to(path: Path) -> Iterator[None]:
 
 def run_lab_command(args: argparse.Namespace, run: Callable[[Progress, StageListener], Any]) -> int:
     """Run a lab with a progress bar per stage; print the summary; return the exit code."""
-    from tinyml.cli import configure_logging
-    from tinyml.cli.console import print_error, stdout_console
-    from tinyml.cli.deploy import StageBar, print_lab_summary
+    from tinyml.cli import configure_logging, run_for_exit_code
+    from tinyml.cli.console import stdout_console
+    from tinyml.cli.deploy import StageBar, print_lab_summary, print_validation_summary
+    from tinyml.validation.report import ThresholdFailed
 
     configure_logging(args.verbose)
     started = time.monotonic()
     bar = StageBar()
-
-    from tinyml.validation.validate import ThresholdFailed
-
     native_log = Path(tempfile.gettempdir()) / f"tinyml-lab-{os.getpid()}-native.log"
     quiet = contextlib.nullcontext() if args.verbose else native_stderr_to(native_log)
-    try:
-        with quiet, bar:
-            result = run(bar.progress, bar.on_stage)
-    except ThresholdFailed as failed:
-        from tinyml.cli.deploy import print_validation_summary
 
-        print_validation_summary(failed.report, stdout_console())
-        print_error(failed)
-        return failed.exit_code
-    except TinyMLError as exc:
-        if args.verbose:
-            logging.getLogger("tinyml").exception("%s", exc)
-        print_error(exc)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    def run_and_summarise() -> int:
+        try:
+            with quiet, bar:
+                result = run(bar.progress, bar.on_stage)
+        except ThresholdFailed as failed:
+            print_validation_summary(failed.report, stdout_console())
+            raise
+        native_log.unlink(missing_ok=True)
+        print_lab_summary(result, stdout_console(), seconds=time.monotonic() - started)
+        return 0
+
+    try:
+        return run_for_exit_code(run_and_summarise, verbose=args.verbose)
     except BaseException:
         if native_log.is_file():
             print(f"TensorFlow's own log of this run: {native_log}", file=sys.stderr)
         raise
-    native_log.unlink(missing_ok=True)
-    print_lab_summary(result, stdout_console(), seconds=time.monotonic() - started)
-    return 0

@@ -31,7 +31,7 @@ import numpy as np
 from tinyml.core.data import Dataset
 from tinyml.core.errors import InputError
 from tinyml.features.imu import ImuWindowSpec
-from tinyml.labs.pipeline import LabResult, accuracies, calibration_subset, deploy_lab_model, prepare_out_dir, report_stage
+from tinyml.labs.pipeline import LabResult, deploy_lab_model, lab_stage, prepare_out_dir
 from tinyml.labs.training import Progress, fit_classifier, float_accuracy, keras, seed_everything
 
 log = logging.getLogger("tinyml.labs.gesture")
@@ -161,19 +161,20 @@ def run_gesture_lab(
     """The whole lab: data, windows, training, then `tinyml.deploy` with the gesture firmware app."""
     out_dir = Path(out)
     prepare_out_dir(out_dir, "gesture", force)
-    report_stage(on_stage, "data", "start")
-    data = load_gesture_data(spec)
-    log.info("%d training windows (subjects %s), %d test windows (subjects %s)", len(data.train), data.train_subjects, len(data.test), data.test_subjects)
-    report_stage(on_stage, "data", "done")
-    report_stage(on_stage, "train", "start")
-    model = train_gesture_model(data, epochs=epochs, seed=seed, progress=progress)
-    report_stage(on_stage, "train", "done")
-    result = deploy_lab_model(
+    with lab_stage(on_stage, "data"):
+        data = load_gesture_data(spec)
+        log.info("%d training windows (subjects %s), %d test windows (subjects %s)", len(data.train), data.train_subjects, len(data.test), data.test_subjects)
+    with lab_stage(on_stage, "train"):
+        model = train_gesture_model(data, epochs=epochs, seed=seed, progress=progress)
+    return deploy_lab_model(
+        "gesture",
         out_dir,
         model,
-        calibration=calibration_subset(data.train, calibration_samples, seed),
+        train=data.train,
         test=data.test,
         labels=data.labels,
+        calibration_samples=calibration_samples,
+        seed=seed,
         board=board,
         port=port,
         app="gesture",
@@ -182,20 +183,19 @@ def run_gesture_lab(
         progress=progress,
         on_stage=on_stage,
     )
-    float_acc, int8_acc = accuracies(result)
-    return LabResult("gesture", out_dir, float_acc, int8_acc, result)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from tinyml.labs.console import lab_argument_parser, run_lab_command
+    from tinyml.labs.console import lab_main
 
-    parser = lab_argument_parser("tinyml.labs.gesture", "Gesture lab: shoulder exercises from a 6-axis IMU, end to end.", default_out="runs/gesture", default_epochs=DEFAULT_EPOCHS, default_board=DEFAULT_BOARD)
-    args = parser.parse_args(argv)
-    return run_lab_command(
-        args,
-        lambda progress, on_stage: run_gesture_lab(
-            args.out, epochs=args.epochs, board=args.board, port=args.port, validate_limit=args.limit, force=args.force, progress=progress, on_stage=on_stage
-        ),
+    return lab_main(
+        argv,
+        run_gesture_lab,
+        module="tinyml.labs.gesture",
+        description="Gesture lab: shoulder exercises from a 6-axis IMU, end to end.",
+        default_out="runs/gesture",
+        default_epochs=DEFAULT_EPOCHS,
+        default_board=DEFAULT_BOARD,
     )
 
 

@@ -22,7 +22,7 @@ from tinyml.core.data import Dataset
 from tinyml.features.logmel import LogMelSpec
 from tinyml.features.recognizer import RecognizerSettings
 from tinyml.labs.speech import LABELS, SILENCE, SpeechClips, SpeechSettings, load_or_synthesise
-from tinyml.labs.pipeline import LabResult, accuracies, calibration_subset, deploy_lab_model, prepare_out_dir, report_stage
+from tinyml.labs.pipeline import LabResult, deploy_lab_model, lab_stage, prepare_out_dir
 from tinyml.labs.training import Progress, fit_classifier, float_accuracy, keras, seed_everything
 
 log = logging.getLogger("tinyml.labs.keyword_spotting")
@@ -106,19 +106,20 @@ def run_kws_lab(
     """The whole lab: synthesise, log-mel, train, then `tinyml.deploy` with the kws firmware app."""
     out_dir = Path(out)
     prepare_out_dir(out_dir, "keyword_spotting", force)
-    report_stage(on_stage, "data", "start")
-    data = load_kws_data(out_dir / "speech_clips.npz", settings, spec, progress=progress)
-    log.info("%d training clips, %d test clips (held-out speakers %s)", len(data.train), len(data.test), data.clips.test_speakers)
-    report_stage(on_stage, "data", "done")
-    report_stage(on_stage, "train", "start")
-    model = train_kws_model(data, epochs=epochs, seed=seed, progress=progress)
-    report_stage(on_stage, "train", "done")
-    result = deploy_lab_model(
+    with lab_stage(on_stage, "data"):
+        data = load_kws_data(out_dir / "speech_clips.npz", settings, spec, progress=progress)
+        log.info("%d training clips, %d test clips (held-out speakers %s)", len(data.train), len(data.test), data.clips.test_speakers)
+    with lab_stage(on_stage, "train"):
+        model = train_kws_model(data, epochs=epochs, seed=seed, progress=progress)
+    return deploy_lab_model(
+        "keyword_spotting",
         out_dir,
         model,
-        calibration=calibration_subset(data.train, calibration_samples, seed),
+        train=data.train,
         test=data.test,
         labels=data.labels,
+        calibration_samples=calibration_samples,
+        seed=seed,
         board=board,
         port=port,
         app="kws",
@@ -127,20 +128,19 @@ def run_kws_lab(
         progress=progress,
         on_stage=on_stage,
     )
-    float_acc, int8_acc = accuracies(result)
-    return LabResult("keyword_spotting", out_dir, float_acc, int8_acc, result)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from tinyml.labs.console import lab_argument_parser, run_lab_command
+    from tinyml.labs.console import lab_main
 
-    parser = lab_argument_parser(
-        "tinyml.labs.keyword_spotting", "Keyword-spotting lab: yes/no/up/down on the microphone, end to end.", default_out="runs/kws", default_epochs=DEFAULT_EPOCHS, default_board=DEFAULT_BOARD
-    )
-    args = parser.parse_args(argv)
-    return run_lab_command(
-        args,
-        lambda progress, on_stage: run_kws_lab(args.out, epochs=args.epochs, board=args.board, port=args.port, validate_limit=args.limit, force=args.force, progress=progress, on_stage=on_stage),
+    return lab_main(
+        argv,
+        run_kws_lab,
+        module="tinyml.labs.keyword_spotting",
+        description="Keyword-spotting lab: yes/no/up/down on the microphone, end to end.",
+        default_out="runs/kws",
+        default_epochs=DEFAULT_EPOCHS,
+        default_board=DEFAULT_BOARD,
     )
 
 

@@ -14,10 +14,11 @@ lab and the command are one code path.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,10 +59,14 @@ class LabResult:
         }
 
 
-def report_stage(listener: Callable[[str, str], None] | None, stage: str, status: str) -> None:
-    """Tell the lab's progress display (if any) that `stage` is now `status`."""
+@contextlib.contextmanager
+def lab_stage(listener: Callable[[str, str], None] | None, stage: str) -> Iterator[None]:
+    """Tell the lab's progress display (if any) that `stage` starts, and that it is done when the block ends."""
     if listener is not None:
-        listener(stage, status)
+        listener(stage, "start")
+    yield
+    if listener is not None:
+        listener(stage, "done")
 
 
 def prepare_out_dir(out_dir: Path, lab: str, force: bool) -> None:
@@ -91,12 +96,15 @@ def calibration_subset(train: Dataset, count: int, seed: int) -> Dataset:
 
 
 def deploy_lab_model(
+    lab: str,
     out_dir: Path,
     model: Any,
     *,
-    calibration: Dataset,
+    train: Dataset,
     test: Dataset,
     labels: Sequence[str],
+    calibration_samples: int,
+    seed: int,
     board: str,
     port: str,
     app: str,
@@ -104,10 +112,14 @@ def deploy_lab_model(
     validate_limit: int | None,
     progress: Callable[[int, int], None] | None = None,
     on_stage: Callable[[str, str], None] | None = None,
-) -> Any:
-    """Save the lab's files, then quantize, inspect, render, flash or virtual board, and validate."""
+) -> LabResult:
+    """Save the lab's files, then quantize, inspect, render, flash or virtual board, and validate.
+
+    The int8 converter calibrates on `calibration_samples` training samples drawn with `seed`.
+    """
     from tinyml.deploy import deploy
 
+    calibration = calibration_subset(train, calibration_samples, seed)
     with warnings.catch_warnings():
         # HDF5 on purpose: both Keras 3 and tf_keras (TFMOT) load it; tf_keras calls it legacy.
         warnings.simplefilter("ignore", UserWarning)
@@ -115,7 +127,7 @@ def deploy_lab_model(
     save_dataset(out_dir / "calibration.npz", calibration)
     save_dataset(out_dir / "test.npz", test)
     atomic_write_text(out_dir / "labels.txt", "\n".join(labels) + "\n")
-    return deploy(
+    result = deploy(
         model,
         board=board,
         out=out_dir / DEPLOY_DIR,
@@ -130,9 +142,6 @@ def deploy_lab_model(
         progress=progress,
         on_stage=on_stage,
     )
-
-
-def accuracies(deploy_result: Any) -> tuple[float | None, float | None]:
-    """(float, int8) accuracy on the held-out data, as the quantize stage measured them."""
-    facts = deploy_result.stage("quantize").facts
-    return facts.get("float_accuracy"), facts.get("int8_accuracy")
+    # The accuracy on the held-out data, float and int8, as the quantize stage measured it.
+    facts = result.stage("quantize").facts
+    return LabResult(lab, out_dir, facts.get("float_accuracy"), facts.get("int8_accuracy"), result)

@@ -85,6 +85,22 @@ class VariantRow:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def cells(self, percent: Callable[[float | None], str], number: Callable[[int | None], str]) -> list[str]:
+        """The row as text, in the column order of the report's tables, with the given number formats."""
+        return [
+            self.label,
+            percent(self.float_accuracy),
+            percent(self.int8_accuracy),
+            number(self.tflite_bytes),
+            number(self.gzip_bytes),
+            number(self.kernel_gzip_bytes),
+            number(self.lut_bytes),
+            percent(self.sparsity),
+            " / ".join(str(v) for v in self.unique_per_layer.values()) or "–",
+            number(self.arena_bytes),
+            "–" if self.latency_us is None else f"{self.latency_us:.0f}",
+        ]
+
 
 @dataclass
 class CompareReport:
@@ -108,20 +124,7 @@ class CompareReport:
         header = ["variant", "float acc", "int8 acc", ".tflite B", "gzip B", "kernels gzip B", "TFLM LUT B", "sparsity", "unique/channel per kernel", "arena B", "TFLM µs (host)"]
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for r in self.rows:
-            cells = [
-                r.label,
-                _percent(r.float_accuracy),
-                _percent(r.int8_accuracy),
-                str(r.tflite_bytes),
-                _number(r.gzip_bytes),
-                _number(r.kernel_gzip_bytes),
-                _number(r.lut_bytes),
-                _percent(r.sparsity),
-                " / ".join(str(v) for v in r.unique_per_layer.values()) or "–",
-                _number(r.arena_bytes),
-                "–" if r.latency_us is None else f"{r.latency_us:.0f}",
-            ]
-            lines.append("| " + " | ".join(cells) + " |")
+            lines.append("| " + " | ".join(r.cells(_percent, _number)) + " |")
         return "\n".join(lines) + f"\n\nAccuracy on {self.eval_samples} evaluation samples.\n\n{self.note}\n"
 
 
@@ -209,22 +212,10 @@ def compare_variants(
     Every int8 variant goes through `tinyml.model.quantize.quantize_model`; its `.tflite` is kept in
     `report.tflite` and written to `out_dir/variants/` so it can be rendered and validated.
     """
-    from tinyml.model.inspect import inspect_model
     from tinyml.model.quantize import quantize_model
-    from tinyml.model.tflm import TflmRunner
 
     variants = check_variants(variants)
-    tf_keras_module()  # missing TFMOT is said before any work
-    for name in variants:
-        if name not in ("float", "ptq"):
-            _settings_for(name, sparsity, clusters, epochs, batch_size).check()
-    check_dataset(model, train, "training")
-    check_dataset(model, eval_data, "evaluation")
-    # Said before the first variant trains, not after half of them did.
-    if any("cluster" in VARIANTS[v][0] for v in variants):
-        check_cluster_count(model, clusters)
-    if any("qat" in VARIANTS[v][0] for v in variants):
-        check_qat_layers(to_tf_keras(model))
+    _check_inputs(model, train, eval_data, variants, sparsity, clusters, epochs, batch_size)
     out_path = Path(out_dir) if out_dir is not None else None
     if out_path is not None:
         for name in (*REPORT_FILES, *(f"variants/{v}.tflite" for v in variants if v != "float")):
@@ -240,44 +231,14 @@ def compare_variants(
         if name in ("float", "ptq"):
             if ptq is None:
                 ptq = quantize_model(model, calibration, eval_data=eval_data)
-            if name == "float":
-                rows.append(VariantRow(name, label, ptq.float_accuracy, None, ptq.float_size_bytes, None, None, None, "the firmware runs int8 models only", None, None))
-                if progress is not None:
-                    progress(done + 1, len(variants))
-                continue
             quantized = ptq
         else:
-            settings = _settings_for(name, sparsity, clusters, epochs, batch_size)
-            quantized = optimize_model(model, train, settings, val=eval_data).quantized
-        model_bytes = quantized.tflite_bytes
-        tflite[name] = model_bytes
-        stats = kernel_stats(model_bytes)
-        arena = inspect_model(model_bytes).arena_bytes
-        runner = TflmRunner(model_bytes, arena_size=None if arena is None else arena + ARENA_SLACK_BYTES)
-        lut_bytes, lut_note, lut_arena = lut_size_checked(runner, eval_data.x, stats)
-        model_file = None
-        if out_path is not None:
-            model_file = f"variants/{name}.tflite"
-            atomic_write_bytes(out_path / model_file, model_bytes)
-        rows.append(
-            VariantRow(
-                name=name,
-                label=label,
-                float_accuracy=quantized.float_accuracy,
-                int8_accuracy=quantized.int8_accuracy,
-                tflite_bytes=len(model_bytes),
-                gzip_bytes=gzip_size(model_bytes),
-                kernel_gzip_bytes=gzip_size(kernel_bytes(model_bytes, stats)),
-                lut_bytes=lut_bytes,
-                lut_note=lut_note,
-                lut_arena_bytes=lut_arena,
-                sparsity=overall_sparsity(stats),
-                unique_per_layer={s.name: s.max_unique_per_channel for s in stats},
-                arena_bytes=arena,
-                latency_us=measure_latency_us(runner, eval_data.x),
-                model_file=model_file,
-            )
-        )
+            quantized = optimize_model(model, train, _settings_for(name, sparsity, clusters, epochs, batch_size), val=eval_data).quantized
+        if name == "float":
+            rows.append(VariantRow(name, label, ptq.float_accuracy, None, ptq.float_size_bytes, None, None, None, "the firmware runs int8 models only", None, None))
+        else:
+            tflite[name] = quantized.tflite_bytes
+            rows.append(_measure_int8(name, label, quantized, eval_data, out_path))
         if progress is not None:
             progress(done + 1, len(variants))
 
@@ -286,6 +247,53 @@ def compare_variants(
     if out_path is not None:
         write_report(report, out_path)
     return report
+
+
+def _check_inputs(model: Any, train: Dataset, eval_data: Dataset, variants: Sequence[str], sparsity: float, clusters: int, epochs: int, batch_size: int) -> None:
+    """Every setting, data set and layer problem, said before the first variant trains, not after half of them did."""
+    tf_keras_module()  # missing TFMOT is said before any work
+    for name in variants:
+        if name not in ("float", "ptq"):
+            _settings_for(name, sparsity, clusters, epochs, batch_size).check()
+    check_dataset(model, train, "training")
+    check_dataset(model, eval_data, "evaluation")
+    if any("cluster" in VARIANTS[v][0] for v in variants):
+        check_cluster_count(model, clusters)
+    if any("qat" in VARIANTS[v][0] for v in variants):
+        check_qat_layers(to_tf_keras(model))
+
+
+def _measure_int8(name: str, label: str, quantized: Any, eval_data: Dataset, out_path: Path | None) -> VariantRow:
+    """One int8 variant's row: sizes plain, gzip and LUT, sparsity, arena and TFLM latency; its .tflite written to out_path."""
+    from tinyml.model.inspect import inspect_model
+    from tinyml.model.tflm import TflmRunner
+
+    model_bytes = quantized.tflite_bytes
+    stats = kernel_stats(model_bytes)
+    arena = inspect_model(model_bytes).arena_bytes
+    runner = TflmRunner(model_bytes, arena_size=None if arena is None else arena + ARENA_SLACK_BYTES)
+    lut_bytes, lut_note, lut_arena = lut_size_checked(runner, eval_data.x, stats)
+    model_file = None
+    if out_path is not None:
+        model_file = f"variants/{name}.tflite"
+        atomic_write_bytes(out_path / model_file, model_bytes)
+    return VariantRow(
+        name=name,
+        label=label,
+        float_accuracy=quantized.float_accuracy,
+        int8_accuracy=quantized.int8_accuracy,
+        tflite_bytes=len(model_bytes),
+        gzip_bytes=gzip_size(model_bytes),
+        kernel_gzip_bytes=gzip_size(kernel_bytes(model_bytes, stats)),
+        lut_bytes=lut_bytes,
+        lut_note=lut_note,
+        lut_arena_bytes=lut_arena,
+        sparsity=overall_sparsity(stats),
+        unique_per_layer={s.name: s.max_unique_per_channel for s in stats},
+        arena_bytes=arena,
+        latency_us=measure_latency_us(runner, eval_data.x),
+        model_file=model_file,
+    )
 
 
 def write_report(report: CompareReport, out_dir: Path) -> None:

@@ -1,0 +1,179 @@
+"""The validation session over the link: the board checked, every sample sent and run on the host too.
+
+`run_session` opens a DeviceLink, checks over INFO that the board runs this model (by hash)
+and tensors of the sizes the model has, then sends each sample and runs the same int8 input on
+the two host runs: the bit-exact TFLite reference (tinyml.model.reference, no XNNPACK) and the
+TFLM runtime (tinyml.model.tflm). A board reset in mid-run is handled by the link (reconnect,
+same model checked, sample redone).
+
+Each sample's result is appended to `samples.jsonl` in the report folder as it arrives
+(`SampleLog`), so a crash or a pulled cable loses nothing, and `resume=True` continues where
+it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinyml.core.data import Dataset
+from tinyml.core.errors import DeviceError, InputError
+from tinyml.firmware.protocol import DeviceInfo
+from tinyml.model.modelfile import ModelFacts
+
+log = logging.getLogger("tinyml.validate")
+
+SAMPLES_FILE = "samples.jsonl"
+
+
+@dataclass(frozen=True)
+class SessionResult:
+    """What the board and the host computed, one record per sample in sample order."""
+
+    info: DeviceInfo  # the board's INFO and labels
+    records: list[dict]
+    resumed: int  # samples done by an earlier run
+    link_stats: dict
+
+
+class SampleLog:
+    """samples.jsonl: a header line, then one line per sample, appended and flushed as they come."""
+
+    def __init__(self, path: Path, header: dict, *, resume: bool, force: bool) -> None:
+        self.path = path
+        self.records: dict[int, dict] = {}
+        if path.exists():
+            if resume:
+                self._load(header)
+            elif not force:
+                raise InputError(f"{path} holds results of an earlier run", "pass --resume to continue it, or --force to start over")
+        if not self.records:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"kind": "header", **header}) + "\n", encoding="utf-8")
+        self._file = path.open("a", encoding="utf-8")
+
+    def _load(self, header: dict) -> None:
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        try:
+            first = json.loads(lines[0]) if lines else {}
+        except json.JSONDecodeError:
+            first = {}
+        for key in ("model_hash", "data_sha256"):
+            if first.get(key) != header[key]:
+                raise InputError(f"{self.path} is from a run with another {key.replace('_', ' ')} ({first.get(key)}, now {header[key]})", "use another --report folder, or --force to start over")
+        for line in lines[1:]:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # the line a crash cut short: that sample is simply done again
+            self.records[int(record["index"])] = record
+        # Rewrite without a torn last line, so appending continues a clean file.
+        kept = [lines[0]] + [json.dumps(self.records[i]) for i in sorted(self.records)]
+        self.path.write_text("\n".join(kept) + "\n", encoding="utf-8")
+
+    def append(self, record: dict) -> None:
+        self.records[record["index"]] = record
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def data_fingerprint(x: np.ndarray, y: np.ndarray | None) -> str:
+    digest = hashlib.sha256(np.ascontiguousarray(x).tobytes())
+    if y is not None:
+        digest.update(np.ascontiguousarray(y).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def run_session(
+    port: str,
+    model_name: str,
+    model_bytes: bytes,
+    facts: ModelFacts,
+    dataset: Dataset,
+    x_q: np.ndarray,
+    *,
+    data_sha256: str,
+    report_dir: Path | None,
+    resume: bool,
+    force: bool,
+    progress: Callable[[int, int], None] | None,
+    link_options: dict[str, Any] | None,
+) -> SessionResult:
+    """Every sample of `dataset` (its int8 rows `x_q`) on the board on `port` and on the two host runs."""
+    from tinyml.device.link import DeviceLink
+    from tinyml.model.reference import ReferenceInterpreter
+    from tinyml.model.tflm import TflmRunner
+
+    spec_out = facts.outputs[0]
+    total = len(dataset)
+    link = DeviceLink(port, **(link_options or {}))
+    sample_log = None
+    try:
+        # The board first: a wrong port or model fails in a second, before TensorFlow loads.
+        link.open()
+        info = link.info()
+        _check_board(info, facts, port, model_name)
+        # Only now, with the right board, does the run touch the report folder.
+        if report_dir is not None:
+            header = {"model_hash": facts.short_hash, "data_sha256": data_sha256, "port": port}
+            sample_log = SampleLog(report_dir / SAMPLES_FILE, header, resume=resume, force=force)
+        records: dict[int, dict] = dict(sample_log.records) if sample_log else {}
+        resumed = sum(1 for i in records if i < total)
+        todo = [i for i in range(total) if i not in records]
+        if resumed:
+            log.info("resuming: %d of %d samples are done", resumed, total)
+        # Loading takes seconds; the board waits in human mode meanwhile, not timing out in binary.
+        link.leave_binary()
+        log.info("loading the host reference and the TFLM runtime")
+        reference = ReferenceInterpreter(model_bytes)
+        tflm = TflmRunner(model_bytes)
+        if progress:
+            progress(resumed, total)
+        for done, index in enumerate(todo, start=resumed + 1):
+            sample = x_q[index]
+            started = time.perf_counter()
+            output, latency_us = link.infer(sample.tobytes())
+            round_trip_ms = (time.perf_counter() - started) * 1000
+            record = {
+                "index": index,
+                "label": None if dataset.y is None else int(dataset.y[index]),
+                "device": np.frombuffer(output, dtype=spec_out.dtype).tolist(),
+                "reference": reference.invoke(sample).reshape(-1).tolist(),
+                "tflm": tflm.invoke(sample).reshape(-1).tolist(),
+                "latency_us": latency_us,
+                "round_trip_ms": round(round_trip_ms, 3),
+            }
+            records[index] = record
+            if sample_log:
+                sample_log.append(record)
+            if progress:
+                progress(done, total)
+    finally:
+        link.close()
+        if sample_log:
+            sample_log.close()
+    # The link's counters after close: switching the board back to human mode is part of the run.
+    return SessionResult(info, [records[i] for i in range(total)], resumed, link.stats.to_dict())
+
+
+def _check_board(info: DeviceInfo, facts: ModelFacts, port: str, model_name: str) -> None:
+    """DeviceError unless the board runs this model, with tensors of this model's sizes."""
+    spec_in, spec_out = facts.inputs[0], facts.outputs[0]
+    if info.model_hash != facts.short_hash:
+        raise DeviceError(
+            f"the board on {port} runs model {info.model_hash}, but {model_name} is {facts.short_hash}",
+            "flash this model (`tinyml render` then `tinyml flash`), or validate the model the board runs",
+        )
+    if info.input.byte_size != spec_in.byte_size or info.output.byte_size != spec_out.byte_size:
+        raise DeviceError(f"the board reports tensors of {info.input.byte_size}/{info.output.byte_size} bytes, the model has {spec_in.byte_size}/{spec_out.byte_size}", "render and flash the firmware again")
