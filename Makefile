@@ -33,4 +33,4 @@ bench: setup
 	status=0; for script in bench/*.py; do $(BIN)/python $$script || { echo "$$script: an expectation failed (see above)"; status=1; }; done; exit $$status
 
 clean:
-	rm -rf $(VENV) runs build *.egg-info
+	rm -rf $(VENV) runs build *.egg-info toolchain/*.egg-info

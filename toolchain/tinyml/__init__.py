@@ -11,24 +11,24 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it
+# public name -> module that defines it, in the order of the layers (docs/architecture.md)
 _API: dict[str, str] = {
     "TinyMLError": "tinyml.core.errors",
     "Dataset": "tinyml.core.data",
     "load_dataset": "tinyml.core.data",
     "load_labels": "tinyml.core.data",
     "read_model": "tinyml.model.modelfile",
-    "optimize_model": "tinyml.optimize.tfmot",
-    "OptimizeSettings": "tinyml.optimize.tfmot",
-    "OptimizeResult": "tinyml.optimize.tfmot",
-    "compare_variants": "tinyml.optimize.compare",
-    "CompareReport": "tinyml.optimize.compare",
     "quantize_model": "tinyml.model.quantize",
     "QuantizeResult": "tinyml.model.quantize",
     "inspect_model": "tinyml.model.inspect",
     "check_fits": "tinyml.model.inspect",
     "InspectReport": "tinyml.model.inspect",
     "FitReport": "tinyml.model.inspect",
+    "optimize_model": "tinyml.optimize.tfmot",
+    "OptimizeSettings": "tinyml.optimize.tfmot",
+    "OptimizeResult": "tinyml.optimize.tfmot",
+    "compare_variants": "tinyml.optimize.compare",
+    "CompareReport": "tinyml.optimize.compare",
     "BoardProfile": "tinyml.firmware.boards",
     "get_board": "tinyml.firmware.boards",
     "list_boards": "tinyml.firmware.boards",
@@ -36,18 +36,18 @@ _API: dict[str, str] = {
     "convert_model": "tinyml.firmware.convert",
     "RenderResult": "tinyml.firmware.render",
     "render_project": "tinyml.firmware.render",
+    "DeviceInfo": "tinyml.firmware.protocol",
     "FlashResult": "tinyml.device.flash",
     "flash_project": "tinyml.device.flash",
     "prepare_board": "tinyml.device.flash",
-    "deploy": "tinyml.deploy",
-    "DeployResult": "tinyml.deploy",
     "DeviceLink": "tinyml.device.link",
-    "DeviceInfo": "tinyml.firmware.protocol",
+    "Monitor": "tinyml.device.monitor",
     "VirtualBoard": "tinyml.device.virtual_board",
     "Faults": "tinyml.device.virtual_board",
     "validate_device": "tinyml.validation.validate",
     "ValidationReport": "tinyml.validation.report",
-    "Monitor": "tinyml.device.monitor",
+    "deploy": "tinyml.deploy",
+    "DeployResult": "tinyml.deploy",
 }
 
 
@@ -70,21 +70,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if TYPE_CHECKING:
-    from tinyml.firmware.boards import BoardProfile, get_board, list_boards
-    from tinyml.firmware.convert import ConvertResult, convert_model
-    from tinyml.device.flash import FlashResult, flash_project, prepare_board
-    from tinyml.firmware.render import RenderResult, render_project
     from tinyml.core.data import Dataset, load_dataset, load_labels
     from tinyml.core.errors import TinyMLError
-    from tinyml.model.inspect import FitReport, InspectReport, check_fits, inspect_model
-    from tinyml.model.modelfile import read_model
-    from tinyml.optimize.compare import CompareReport, compare_variants
-    from tinyml.optimize.tfmot import OptimizeResult, OptimizeSettings, optimize_model
-    from tinyml.model.quantize import QuantizeResult, quantize_model
     from tinyml.deploy import DeployResult, deploy
+    from tinyml.device.flash import FlashResult, flash_project, prepare_board
     from tinyml.device.link import DeviceLink
     from tinyml.device.monitor import Monitor
+    from tinyml.device.virtual_board import Faults, VirtualBoard
+    from tinyml.firmware.boards import BoardProfile, get_board, list_boards
+    from tinyml.firmware.convert import ConvertResult, convert_model
     from tinyml.firmware.protocol import DeviceInfo
+    from tinyml.firmware.render import RenderResult, render_project
+    from tinyml.model.inspect import FitReport, InspectReport, check_fits, inspect_model
+    from tinyml.model.modelfile import read_model
+    from tinyml.model.quantize import QuantizeResult, quantize_model
+    from tinyml.optimize.compare import CompareReport, compare_variants
+    from tinyml.optimize.tfmot import OptimizeResult, OptimizeSettings, optimize_model
     from tinyml.validation.report import ValidationReport
     from tinyml.validation.validate import validate_device
-    from tinyml.device.virtual_board import Faults, VirtualBoard

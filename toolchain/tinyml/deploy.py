@@ -8,6 +8,8 @@ The state file (`deploy_state.json` in the output folder) records a fingerprint 
 same inputs skips the stages already done; changed inputs start again from the first stage.
 A folder that holds files but no state file is someone's work: it is not written without
 `force`.
+
+May import: core, model, features, optimize, firmware, device, validation.
 """
 
 from __future__ import annotations

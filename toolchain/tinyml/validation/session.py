@@ -141,19 +141,8 @@ def run_session(
         if progress:
             progress(resumed, total)
         for done, index in enumerate(todo, start=resumed + 1):
-            sample = x_q[index]
-            started = time.perf_counter()
-            output, latency_us = link.infer(sample.tobytes())
-            round_trip_ms = (time.perf_counter() - started) * 1000
-            record = {
-                "index": index,
-                "label": None if dataset.y is None else int(dataset.y[index]),
-                "device": np.frombuffer(output, dtype=spec_out.dtype).tolist(),
-                "reference": reference.invoke(sample).reshape(-1).tolist(),
-                "tflm": tflm.invoke(sample).reshape(-1).tolist(),
-                "latency_us": latency_us,
-                "round_trip_ms": round(round_trip_ms, 3),
-            }
+            record = _run_sample(link, reference, tflm, x_q[index], spec_out.dtype)
+            record = {"index": index, "label": None if dataset.y is None else int(dataset.y[index]), **record}
             records[index] = record
             if sample_log:
                 sample_log.append(record)
@@ -165,6 +154,20 @@ def run_session(
             sample_log.close()
     # The link's counters after close: switching the board back to human mode is part of the run.
     return SessionResult(info, [records[i] for i in range(total)], resumed, link.stats.to_dict())
+
+
+def _run_sample(link: Any, reference: Any, tflm: Any, sample: np.ndarray, output_dtype: str) -> dict:
+    """One sample on the board (with its latency and the host's round trip) and on both host runs."""
+    started = time.perf_counter()
+    output, latency_us = link.infer(sample.tobytes())
+    round_trip_ms = (time.perf_counter() - started) * 1000
+    return {
+        "device": np.frombuffer(output, dtype=output_dtype).tolist(),
+        "reference": reference.invoke(sample).reshape(-1).tolist(),
+        "tflm": tflm.invoke(sample).reshape(-1).tolist(),
+        "latency_us": latency_us,
+        "round_trip_ms": round(round_trip_ms, 3),
+    }
 
 
 def _check_board(info: DeviceInfo, facts: ModelFacts, port: str, model_name: str) -> None:
