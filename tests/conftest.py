@@ -4,6 +4,10 @@
   `require_tool(name)`: outside CI it skips with the reason; with CI=true it fails, because CI
   installs every tool and a skip there would hide a broken setup.
 - Tests marked `board` need a real kit: they run only with `--port` (and `--board`).
+- Tests that compile the board's TFLM library take it from `pinned_library_dir()`: the
+  unmodified copies in ../shared/third_party/ beside the repository (never inside it), or the
+  folders $TINYML_TEST_TFLM_LIBRARY / $TINYML_TEST_CANDIDATE_LIBRARY name. Missing, they skip,
+  and fail in CI.
 """
 
 from __future__ import annotations
@@ -15,6 +19,41 @@ from pathlib import Path
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+THIRD_PARTY = REPO_ROOT.parent / "shared" / "third_party"
+
+
+def require_tool(name: str) -> str:
+    """The path of program `name`; skip without it, but fail in CI where it must be installed."""
+    path = shutil.which(name)
+    if path is None:
+        _missing(f"'{name}' is not installed (`make system-deps` installs it)")
+    return path
+
+
+def _missing(message: str) -> None:
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _library_dir(env: str, folder: str) -> Path:
+    path = Path(os.environ.get(env) or THIRD_PARTY / folder)
+    if not (path / "library.properties").is_file():
+        _missing(f"the TFLM Arduino library {path} is missing (set {env} to a copy)")
+    return path
+
+
+def pinned_library_dir() -> Path:
+    """The library every board profile pins (Arduino_TensorFlowLite at 06841a8)."""
+    return _library_dir("TINYML_TEST_TFLM_LIBRARY", "Arduino_TensorFlowLite")
+
+
+def candidate_library_dir() -> Path:
+    """The newer candidate library (Chirale_TensorFlowLite 2.0.0)."""
+    return _library_dir("TINYML_TEST_CANDIDATE_LIBRARY", "Chirale_TensorFlowLite")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -29,17 +68,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "board" in item.keywords:
             item.add_marker(skip)
-
-
-def require_tool(name: str) -> str:
-    """The path of program `name`; skip without it, but fail in CI where it must be installed."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"'{name}' is not installed (`make system-deps` installs it)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 @pytest.fixture(scope="session")
