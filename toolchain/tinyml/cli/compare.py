@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     console.print(table)
     console.print(report.note, soft_wrap=True, style="dim")
     for path in report.files:
-        console.print(f"wrote {path}", soft_wrap=True)
+        console.print(f"wrote {path}", soft_wrap=True, markup=False)
     return 0
 
 
