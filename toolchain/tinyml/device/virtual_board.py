@@ -30,7 +30,7 @@ import numpy as np
 from tinyml.firmware import protocol
 from tinyml.device.protocol_twin import FIRMWARE_VERSION, ProtocolTwin
 from tinyml.core.errors import InputError
-from tinyml.core.files import write_error
+from tinyml.core.files import check_output_folder, write_error
 from tinyml.model.modelfile import read_model, read_model_bytes
 from tinyml.firmware.protocol import DeviceInfo, TensorSpec
 
@@ -167,7 +167,9 @@ class VirtualBoard:
     def start(self) -> None:
         if self._thread is not None:
             return
-        self._check_link_free()  # before a pty is opened
+        # Before a pty is opened: a link that cannot be made is said, and nothing is left open.
+        self._check_link_free()
+        check_output_folder(self.link_path.parent)
         self._stop.clear()
         self._wake_r, self._wake_w = os.pipe()
         self._power_on()
