@@ -321,7 +321,7 @@ def inspect_model(model: str | Path | bytes, board: BoardFacts | None = None) ->
         try:
             arena = tflm.measure_arena(model_bytes)
         except ModelError as exc:
-            error = exc.problem
+            error = exc.problem.removeprefix("the TFLM runtime cannot run this model: ")  # check_fits says it once
     report = InspectReport(
         facts=facts,
         macs=model_macs(facts),
