@@ -156,6 +156,9 @@ def read_model(source: str | Path | bytes) -> ModelFacts:
         raise InputError(f"the .tflite file is corrupt: its flatbuffer does not parse ({type(exc).__name__})", CORRUPT_FIX) from exc
 
 
+# The custom op of TFLM's model compression (tflite_micro.compression), which decodes LUT-compressed weights.
+DECODE_OP = b"TFLM_DECODE"
+
 CORRUPT_FIX = "the file was damaged or cut short: re-create it with `tinyml quantize` (or copy it again)"
 
 
@@ -177,11 +180,15 @@ def _check_structure(model, data: bytes) -> None:
     type_names = _enum_names("TensorType")
     if not model.subgraphs:
         raise CorruptModel("it has no subgraph")
+    decode = {i for i, code in enumerate(opcodes) if code.customCode in (DECODE_OP, DECODE_OP.decode())}
     for g, graph in enumerate(model.subgraphs):
         tensors = graph.tensors or []
         where = f"subgraph {g}"
+        # The inputs of TFLM's DECODE op hold compressed data: their shape is the packed one,
+        # their quantization the decoded tensor's.
+        encoded = {i for op in graph.operators or [] if op.opcodeIndex in decode for i in _ints(op.inputs)}
         for i, t in enumerate(tensors):
-            _check_tensor(t, i, where, buffers, type_names, data)
+            _check_tensor(t, i, where, buffers, type_names, data, encoded=i in encoded)
         for kind, indices in (("input", graph.inputs), ("output", graph.outputs)):
             for index in _ints(indices):
                 if not 0 <= index < len(tensors):
@@ -199,7 +206,7 @@ def _ints(values) -> list[int]:
     return [] if values is None else [int(v) for v in values]
 
 
-def _check_tensor(t, i: int, where: str, buffers: list, type_names: dict[int, str], data: bytes) -> None:
+def _check_tensor(t, i: int, where: str, buffers: list, type_names: dict[int, str], data: bytes, *, encoded: bool) -> None:
     name = f"tensor {i} of {where}"
     if t.type not in type_names:
         raise CorruptModel(f"{name} has the unknown type {t.type}")
@@ -215,11 +222,11 @@ def _check_tensor(t, i: int, where: str, buffers: list, type_names: dict[int, st
             raise CorruptModel(f"{name} has {scales} quantization scales and {len(zero_points)} zero points")
         if not all(math.isfinite(s) and s >= 0 for s in q.scale):
             raise CorruptModel(f"{name} has a quantization scale that is negative or not a number")
-        if scales > 1 and not (0 <= q.quantizedDimension < len(shape) and shape[q.quantizedDimension] == scales):
+        if scales > 1 and not encoded and not (0 <= q.quantizedDimension < len(shape) and shape[q.quantizedDimension] == scales):
             raise CorruptModel(f"{name} has {scales} per-channel scales for its shape {shape} (dimension {q.quantizedDimension})")
         if scales > 1 and any(zero_points):  # TFLite's quantization spec: per-channel tensors are symmetric
             raise CorruptModel(f"{name} is quantized per channel with zero points other than 0")
-    if not buffers or t.buffer == 0:
+    if not buffers or t.buffer == 0 or encoded:
         return
     buf = buffers[t.buffer]
     stored = len(buf.data) if buf.data is not None else 0
