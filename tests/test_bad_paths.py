@@ -208,6 +208,32 @@ def test_atomic_write_files_writes_all_or_nothing(old: dict[str, bytes], new: di
     assert found == expected
 
 
+@pytest.mark.parametrize(
+    ("code", "says"),
+    [
+        (errno.ENOSPC, "the disk is full"),
+        (errno.EDQUOT, "the disk is full"),
+        (errno.EROFS, "read-only filesystem"),
+        (errno.EACCES, "no permission"),
+        (errno.EPERM, "no permission"),
+        (errno.EISDIR, "is a folder"),
+        (errno.ENAMETOOLONG, "too long"),
+        (errno.EIO, "Input/output error"),
+    ],
+)
+def test_every_write_failure_becomes_one_line_naming_the_path(code: int, says: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The errors the test machine cannot produce for real (root ignores permissions, no mounts) go the same way."""
+
+    def fail(fd: int, data: bytes) -> None:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(files, "_write_data", fail)
+    with pytest.raises(InputError) as info:
+        files.atomic_write_text(tmp_path / "out.txt", "x")
+    assert says in info.value.problem and str(tmp_path / "out.txt") in info.value.problem and info.value.fix
+    assert list(tmp_path.iterdir()) == []  # no temporary file left
+
+
 # ---- the output is the input, however it is spelled -----------------------------------------
 
 SPELLINGS: dict[str, Callable[[Path, Path], None]] = {
