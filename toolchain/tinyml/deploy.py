@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from tinyml.core.data import Dataset, load_dataset, load_labels
-from tinyml.core.errors import InputError
-from tinyml.core.files import atomic_write_text
+from tinyml.core.errors import InputError, ModelError
+from tinyml.core.files import atomic_write_text, check_not_input, check_output_folder, write_error
 
 log = logging.getLogger("tinyml.deploy")
 
@@ -40,7 +40,9 @@ REPORT_DIR = "validation"
 VIRTUAL_PORT = "virtual"
 
 Progress = Callable[[int, int], None]
-StageListener = Callable[[str, str], None]  # (stage, "start" | "done" | "skipped" | "resumed" | "failed")
+# (stage, "start" | "done" | "skipped" | "resumed" | "failed" | "failed-input"); "failed-input" is
+# a failure that running the same command again would repeat (an input or model error).
+StageListener = Callable[[str, str], None]
 
 
 @dataclass
@@ -341,7 +343,10 @@ def deploy(
     state = _State(settings.out_dir, settings.fingerprint() if resume else "", force)
     if not resume:
         state.stages.clear()
-    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(exc, settings.out_dir) from exc
     run = _Run(settings, progress)
     previous_validation = state.stages.get("validate", {})
     run.resume_validation = previous_validation.get("status") == "failed" and (settings.out_dir / REPORT_DIR).is_dir()
@@ -378,6 +383,11 @@ def _check_inputs(
     skipped = set(skip)
     check_labels(load_app(app), labels)
     out_dir = Path(out)
+    check_output_folder(out_dir)
+    inputs = [model if isinstance(model, (str, Path)) else None, *(d for d in (calibration, eval_data, labels) if isinstance(d, (str, Path)))]
+    written = (STATE_FILE, FIRMWARE_DIR, REPORT_DIR) if _is_tflite(model) else (STATE_FILE, MODEL_FILE, FIRMWARE_DIR, REPORT_DIR)
+    for name in written:
+        check_not_input(out_dir / name, inputs)
     if _is_tflite(model):
         skipped.add("quantize")
         model_path = Path(model)
@@ -442,7 +452,7 @@ def _run_stage(name: str, run: _Run, state: _State, on_stage: StageListener | No
         facts = _STAGE_FUNCTIONS[name](run)
     except BaseException as exc:
         state.record(name, "failed", {"error": str(exc)})
-        _notify(on_stage, name, "failed")
+        _notify(on_stage, name, "failed-input" if isinstance(exc, (InputError, ModelError)) else "failed")
         raise
     seconds = time.monotonic() - started
     if name == "flash" and run.settings.port != VIRTUAL_PORT:

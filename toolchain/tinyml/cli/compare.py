@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from tinyml.cli.console import stdout_console
-    from tinyml.optimize.compare import DEFAULT_VARIANTS, check_variants, compare_variants
+    from tinyml.core.files import check_not_input, check_output_folder
+    from tinyml.optimize.compare import DEFAULT_VARIANTS, REPORT_FILES, check_variants, compare_variants
     from tinyml.core.data import load_dataset
     from tinyml.optimize.tfkeras_rebuild import tf_keras_module
     from tinyml.optimize.tfmot import load_keras_model
@@ -41,6 +42,10 @@ def run(args: argparse.Namespace) -> int:
     tf_keras_module()  # a missing tf-keras/TFMOT is said before any data is read
     model_path = Path(args.model)
     out_dir = Path(args.out) if args.out else model_path.with_name(f"{model_path.stem}_compare")
+    # Before the model and the data load: compare_variants checks the files again, with --force.
+    check_output_folder(out_dir)
+    for name in REPORT_FILES:
+        check_not_input(out_dir / name, [model_path, args.train, args.eval])
     train = load_dataset(args.train)
     eval_data = load_dataset(args.eval)
     model = load_keras_model(model_path)
@@ -70,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     console.print(table)
     console.print(report.note, soft_wrap=True, style="dim")
     for path in report.files:
-        console.print(f"wrote {path}", soft_wrap=True)
+        console.print(f"wrote {path}", soft_wrap=True, markup=False)
     return 0
 
 

@@ -53,11 +53,14 @@ class StageBar:
     def on_stage(self, stage: str, status: str) -> None:
         if status == "start":
             self._task = self._bar.add_task(stage, total=None)
-        elif self._task is not None and status in ("done", "failed"):
+        elif self._task is not None and status in ("done", "failed", "failed-input"):
             self._bar.remove_task(self._task)
             self._task = None
         if status == "failed":
             self._bar.console.print(f"[bold red]{stage} failed[/bold red]: run the same command again to resume from here")
+        elif status == "failed-input":
+            # The same command would stop the same way: the input has to change first.
+            self._bar.console.print(f"[bold red]{stage} failed[/bold red]: fix the input the error below names, then run deploy again")
 
     def progress(self, done: int, total: int) -> None:
         if self._task is not None:
@@ -143,9 +146,10 @@ def _validation_headline(facts: dict[str, Any]) -> dict[str, str]:
 
 def print_deploy_summary(result: Any, console: Any, *, seconds: float | None = None) -> None:
     """One table for the stages, then the validation summary."""
+    from rich.markup import escape
     from rich.table import Table
 
-    title = f"tinyml deploy: {result.board} on {result.port}"
+    title = escape(f"tinyml deploy: {result.board} on {result.port}")
     if seconds is not None:
         title += f" ({seconds:.0f} s)"
     table = Table(title=title, title_justify="left")
@@ -155,7 +159,7 @@ def print_deploy_summary(result: Any, console: Any, *, seconds: float | None = N
     styles = {"done": "green", "resumed": "cyan", "skipped": "dim", "failed": "red"}
     for stage in result.stages:
         status = "done earlier" if stage.status == "resumed" else stage.status
-        table.add_row(stage.name, f"[{styles.get(stage.status, '')}]{status}[/]", _stage_line(stage.name, stage.facts) if stage.facts else "")
+        table.add_row(stage.name, f"[{styles.get(stage.status, '')}]{status}[/]", escape(_stage_line(stage.name, stage.facts)) if stage.facts else "")
     console.print(table)
     if result.validation is not None:
         print_validation_summary(result.validation, console)
@@ -169,7 +173,9 @@ def print_validation_summary(report: Any, console: Any) -> None:
 
 
 def print_lab_summary(lab: Any, console: Any, *, seconds: float | None = None) -> None:
-    console.print(f"[bold]{lab.name} lab[/bold]: files in {lab.out_dir}")
+    from rich.markup import escape
+
+    console.print(f"[bold]{lab.name} lab[/bold]: files in {escape(str(lab.out_dir))}")
     if lab.float_accuracy is not None:
         drop = (lab.float_accuracy - (lab.int8_accuracy or 0.0)) * 100
         console.print(f"accuracy on held-out data: float {_fmt_fraction(lab.float_accuracy)}, int8 {_fmt_fraction(lab.int8_accuracy)} (drop {drop:.1f} points)")

@@ -76,11 +76,11 @@ def _render(report) -> None:
     for op, count in report.op_counts.items():
         problem = unsupported.get(op)
         method = ops.OPS[op].resolver_method if op in ops.OPS else "-"
-        table.add_row(op, str(count), "[red]no[/red]" if problem else "yes", method)
+        table.add_row(escape(op), str(count), "[red]no[/red]" if problem else "yes", method)
     console.print(table)
     console.print(_tensor_table(facts))
     for u in report.unsupported:
-        console.print(f"  [red]{u.op}[/red]: {u.reason}. Change: {u.fix}", soft_wrap=True)
+        console.print(f"  [red]{escape(u.op)}[/red]: {escape(u.reason)}. Change: {escape(u.fix)}", soft_wrap=True)
 
     if report.arena_bytes is not None:
         console.print(
@@ -90,12 +90,12 @@ def _render(report) -> None:
             soft_wrap=True,
         )
     else:
-        console.print(f"TFLM runtime: [red]cannot run the model[/red]: {report.tflm_error}", soft_wrap=True, markup=False)
+        console.print(f"TFLM runtime: [red]cannot run the model[/red]: {escape(str(report.tflm_error))}", soft_wrap=True)
 
     fit = report.fit
     if fit is not None:
         verdict = "[green]yes[/green]" if fit.fits else "[red]no[/red]"
-        console.print(f"Fits {fit.board_name} ({fit.board_id}): {verdict}")
+        console.print(f"Fits {escape(fit.board_name)} ({fit.board_id}): {verdict}")
         console.print(
             f"  flash {_kib(fit.flash_needed)} of {_kib(fit.flash_available)} (headroom {_kib(fit.flash_headroom)}): "
             f"model {_kib(fit.model_flash_bytes)} + kernels ~{_kib(fit.kernel_flash_bytes)} + runtime ~{_kib(fit.runtime_flash_bytes)}",
@@ -109,6 +109,7 @@ def _render(report) -> None:
 
 
 def _tensor_table(facts):
+    from rich.markup import escape
     from rich.table import Table
 
     inputs = {t.index for t in facts.inputs}
@@ -128,5 +129,5 @@ def _tensor_table(facts):
             quant = f"{t.scale:.4g}, {t.zero_point}"
         else:
             quant = "-"
-        table.add_row(str(t.index), kind, t.name, str(list(t.shape)), t.dtype, quant)
+        table.add_row(str(t.index), kind, escape(t.name), str(list(t.shape)), t.dtype, quant)
     return table

@@ -32,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     quiet_tensorflow(args)
+    from rich.markup import escape
+
     from tinyml.cli.console import stdout_console
     from tinyml.core.data import load_dataset
     from tinyml.core.files import atomic_write_text, check_can_write
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     tflite_path = out_dir / f"{model_path.stem}_{settings.name}_int8.tflite"
     report_path = out_dir / f"{model_path.stem}_{settings.name}.json"
     for path in (tflite_path, report_path):
-        check_can_write(path, args.force)
+        check_can_write(path, args.force, inputs=[model_path, args.train, args.val])
     train = load_dataset(args.train)
     val = load_dataset(args.val) if args.val else None
     model = load_keras_model(model_path)
@@ -63,12 +65,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    console.print(f"[bold]{tflite_path}[/bold]  {settings.name}  {len(result.tflite_bytes):,} B full-integer int8")
+    console.print(f"[bold]{escape(str(tflite_path))}[/bold]  {settings.name}  {len(result.tflite_bytes):,} B full-integer int8")
     if result.float_accuracy is not None:
         console.print(f"  accuracy  float {result.float_accuracy:.2%}, int8 {result.quantized.int8_accuracy:.2%} on {result.quantized.eval_samples} samples")
     console.print(f"  sparsity  {result.float_sparsity:.1%} of float kernel weights, {result.int8_sparsity:.1%} of int8 kernel weights")
     for kernel in result.kernels:
-        console.print(f"  kernel    {kernel.name}: {kernel.elements} weights, {kernel.sparsity:.1%} zero, at most {kernel.max_unique_per_channel} distinct values per channel")
-    console.print(f"  report    {report_path}")
+        console.print(f"  kernel    {kernel.name}: {kernel.elements} weights, {kernel.sparsity:.1%} zero, at most {kernel.max_unique_per_channel} distinct values per channel", markup=False)
+    console.print(f"  report    {report_path}", markup=False)
     console.print("  [dim]a pruned or clustered .tflite is not smaller on its own: run `tinyml compare` to see gzip and TFLM LUT sizes[/dim]", soft_wrap=True)
     return 0

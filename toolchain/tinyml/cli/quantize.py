@@ -27,6 +27,8 @@ def default_out(model: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     quiet_tensorflow(args)
+    from rich.markup import escape
+
     from tinyml.cli.console import stdout_console
     from tinyml.core.data import load_dataset
     from tinyml.model.quantize import quantize_model
@@ -55,18 +57,19 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
     console = stdout_console()
-    console.print(f"[bold]{result.out}[/bold]  model id {result.facts.short_hash}  full-integer int8")
+    console.print(f"[bold]{escape(str(result.out))}[/bold]  model id {result.facts.short_hash}  full-integer int8")
     console.print(
-        f"  size   float {result.float_size_bytes:,} B -> int8 {result.int8_size_bytes:,} B  (float/int8 = {result.size_ratio:.2f}x)"
+        f"  size   float {result.float_size_bytes:,} B -> int8 {result.int8_size_bytes:,} B  (float/int8 = {result.size_ratio:.2f}x)",
+        markup=False,
     )
-    console.print("  ops    " + ", ".join(f"{op} x{n}" for op, n in result.ops.items()))
+    console.print("  ops    " + ", ".join(f"{op} x{n}" for op, n in result.ops.items()), markup=False)
     for kind, t in (("input", result.input), ("output", result.output)):
-        console.print(f"  {kind:<6} {t.dtype} {list(t.shape)}  scale {t.scale:.6g}  zero point {t.zero_point}")
-    console.print(f"  calibrated on {result.calibration_samples} samples")
+        console.print(f"  {kind:<6} {t.dtype} {list(t.shape)}  scale {t.scale:.6g}  zero point {t.zero_point}", markup=False)
+    console.print(f"  calibrated on {result.calibration_samples} samples", markup=False)
     if result.eval_samples:
         line = f"  eval   {result.eval_samples} samples: "
         if result.float_accuracy is not None:
             line += f"accuracy float {result.float_accuracy:.2%}, int8 {result.int8_accuracy:.2%} (TFLite reference, no XNNPACK); "
         line += f"float and int8 agree on {result.top1_agreement:.2%} of predictions"
-        console.print(line, soft_wrap=True)
+        console.print(line, soft_wrap=True, markup=False)
     return 0

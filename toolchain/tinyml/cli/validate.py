@@ -63,9 +63,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def print_summary(report, console) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{report.samples} samples on {report.device.get('board_id')} ({report.port}), model {report.model_hash}")
+    table = Table(title=escape(f"{report.samples} samples on {report.device.get('board_id')} ({report.port}), model {report.model_hash}"))
     table.add_column("", no_wrap=True)
     for column in ("exact", "max|Δ|", "MAE", "RMSE", "rel L2", "cosine", "top-1"):
         table.add_column(column, justify="right", no_wrap=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -128,6 +129,8 @@ def check_port(port: str) -> None:
 
     if not os.path.exists(port):
         raise DeviceError(f"serial port {port} does not exist", "check the port name (`tinyml flash DIR --port auto` finds the board)")
+    if not stat.S_ISCHR(os.stat(port).st_mode):
+        raise InputError(f"{port} is not a serial device (it is a {'folder' if os.path.isdir(port) else 'file'})", _NOT_SERIAL_FIX)
     if not os.access(port, os.R_OK | os.W_OK):
         raise DeviceError(f"no permission to open {port}", _PERMISSION_FIX)
     try:
@@ -137,6 +140,8 @@ def check_port(port: str) -> None:
         text = str(exc)
         if "Permission denied" in text or "Errno 13" in text:
             raise DeviceError(f"no permission to open {port}", _PERMISSION_FIX) from exc
+        if "Inappropriate ioctl" in text:  # ENOTTY: a character device that is no terminal, e.g. /dev/null
+            raise InputError(f"{port} is not a serial device", _NOT_SERIAL_FIX) from exc
         holders = _holders(port)
         who = f" by {', '.join(holders)}" if holders else ""
         raise DeviceError(f"serial port {port} is busy (held{who})", _BUSY_FIX) from exc
@@ -150,6 +155,7 @@ _PERMISSION_FIX = (
     "add yourself to the serial group (`sudo usermod -aG dialout $USER`, then log out and in) and install "
     "PlatformIO's udev rules (https://docs.platformio.org/en/latest/core/installation/udev-rules.html)"
 )
+_NOT_SERIAL_FIX = "give the board's serial port, e.g. /dev/ttyACM0, or `--port auto` to find it"
 _BUSY_FIX = "close the serial monitor or other program that has the port open (Arduino IDE, `pio device monitor`, screen), then try again"
 
 

@@ -29,7 +29,8 @@ import numpy as np
 
 from tinyml.firmware import protocol
 from tinyml.device.protocol_twin import FIRMWARE_VERSION, ProtocolTwin
-from tinyml.core.errors import DeviceError, InputError
+from tinyml.core.errors import InputError
+from tinyml.core.files import check_output_folder, write_error
 from tinyml.model.modelfile import read_model, read_model_bytes
 from tinyml.firmware.protocol import DeviceInfo, TensorSpec
 
@@ -166,6 +167,9 @@ class VirtualBoard:
     def start(self) -> None:
         if self._thread is not None:
             return
+        # Before a pty is opened: a link that cannot be made is said, and nothing is left open.
+        self._check_link_free()
+        check_output_folder(self.link_path.parent)
         self._stop.clear()
         self._wake_r, self._wake_w = os.pipe()
         self._power_on()
@@ -221,14 +225,35 @@ class VirtualBoard:
         self._master = self._slave = None
         self._device = None
 
+    def _check_link_free(self) -> None:
+        """InputError unless the link path is free: nothing there, or a stale link of a virtual board that stopped.
+
+        A stale link points into /dev/pts at a pty that is gone (a board killed before it
+        could remove its link). Anything else is the user's, or a running board's: not replaced.
+        """
+        link = self.link_path
+        if not link.is_symlink():
+            if link.exists():
+                raise InputError(f"{link} exists and is not a symlink", "give another --link path")
+            return
+        target = os.readlink(link)
+        if target == self.pty_path:
+            return
+        if target.startswith("/dev/pts/") and not os.path.exists(target):
+            return
+        raise InputError(f"{link} is already a symlink (to {target})", "give another --link path, or remove that link if you no longer need it")
+
     def _relink(self, target: str) -> None:
-        self.link_path.parent.mkdir(parents=True, exist_ok=True)
-        if self.link_path.exists() and not self.link_path.is_symlink():
-            raise DeviceError(f"{self.link_path} exists and is not a symlink", "give another --link path")
+        self._check_link_free()
         temporary = self.link_path.with_name(f".{self.link_path.name}.{os.getpid()}.tmp")
-        temporary.unlink(missing_ok=True)
-        os.symlink(target, temporary)
-        os.replace(temporary, self.link_path)  # atomic: a host never sees a missing or half link
+        try:
+            self.link_path.parent.mkdir(parents=True, exist_ok=True)
+            temporary.unlink(missing_ok=True)
+            os.symlink(target, temporary)
+            os.replace(temporary, self.link_path)  # atomic: a host never sees a missing or half link
+        except OSError as exc:
+            temporary.unlink(missing_ok=True)
+            raise write_error(exc, self.link_path) from exc
 
     def _reset(self) -> None:
         """The board resets: the port vanishes, comes back, and the device starts in human mode."""

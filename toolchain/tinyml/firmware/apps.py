@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tinyml.core.errors import InputError
+from tinyml.core.files import contained_path
 from tinyml.core.resources import templates_dir
 from tinyml.firmware.boards import BoardProfile, SensorProfile, list_boards, tomllib
 from tinyml.firmware.codegen import jinja_environment
@@ -81,7 +82,7 @@ def load_app(name: str) -> AppSpec:
     """The app `name` from its manifest; InputError naming the field and the file when it is wrong."""
     directory = templates_dir() / "apps" / name
     spec_path = directory / MANIFEST_FILE
-    if not spec_path.is_file():
+    if name not in list_apps():  # also keeps a name like ../x from reaching outside the apps folder
         raise InputError(f"unknown firmware app '{name}'", f"choose one of: {', '.join(list_apps())}")
     try:
         data = tomllib.loads(spec_path.read_text(encoding="utf-8"))
@@ -101,7 +102,7 @@ def load_app(name: str) -> AppSpec:
     if unknown:
         raise InputError(f"{spec_path}: unknown feature(s) {', '.join(unknown)}", f"name features from: {', '.join(FEATURE_DEFAULTS)}")
     for key, folder in (("plain_sources", directory), ("common_sources", templates_dir() / "common")):
-        missing = [f for f in lists[key] if not (folder / f).is_file()]
+        missing = [f for f in lists[key] if not contained_path(folder, f, str(spec_path)).is_file()]
         if missing:
             raise InputError(f"{spec_path}: field '{key}' names files that are not in {folder}: {', '.join(missing)}", "fix the app's app.toml")
     return AppSpec(

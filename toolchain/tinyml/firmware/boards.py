@@ -115,7 +115,11 @@ def _board_dirs() -> list[Path]:
     dirs = []
     user = os.environ.get(USER_BOARDS_ENV)
     if user:
-        dirs.append(Path(user).expanduser())
+        folder = Path(user).expanduser()
+        if not folder.is_dir():
+            what = "a file" if folder.exists() else "missing"
+            raise InputError(f"${USER_BOARDS_ENV} names {folder}, which is {what}, not a folder of board profiles", f"create that folder, point ${USER_BOARDS_ENV} at the folder that holds your .toml profiles, or unset it")
+        dirs.append(folder)
     dirs.append(boards_dir())
     return dirs
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyml.core.errors import InputError, ModelError
-from tinyml.core.files import atomic_write_text, check_can_write
+from tinyml.core.files import atomic_write_files, check_can_write
 from tinyml.firmware.codegen import banner, c_byte_array, c_float_literal, c_string_literal, check_identifier
 from tinyml.firmware.protocol import MAX_DIMS
 from tinyml.model.modelfile import ModelFacts, TensorFacts, read_model, read_model_bytes
@@ -182,14 +182,13 @@ def convert_model(
     model_bytes = bytes(model) if isinstance(model, (bytes, bytearray, memoryview)) else read_model_bytes(model)
     data = generate_model_data(model_bytes, name=name, labels=labels)
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"{out_dir} is a file", "give a folder for --out")
     header = out_dir / data.header_name
     source = out_dir / data.source_name
+    inputs = [] if isinstance(model, (bytes, bytearray, memoryview)) else [model]
     for path in (header, source):
-        check_can_write(path, force)
-    atomic_write_text(header, data.header_text)
-    atomic_write_text(source, data.source_text)
+        check_can_write(path, force, inputs)
+    # Both or neither: a half pair would make the next run refuse the tool's own file.
+    atomic_write_files({header: data.header_text.encode("utf-8"), source: data.source_text.encode("utf-8")})
     log.info("wrote %s and %s (%d model bytes, %d labels)", header, source, len(model_bytes), len(data.labels))
     return ConvertResult(
         header=header,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tinyml import __version__
 from tinyml.core.errors import InputError
-from tinyml.core.files import atomic_write_bytes
+from tinyml.core.files import atomic_write_bytes, check_output_folder, contained_path, write_error
 
 log = logging.getLogger("tinyml.render")
 
@@ -68,7 +68,12 @@ def rendered_board(project_dir: Path) -> str | None:
 
 
 def read_owned(project_dir: Path) -> dict[str, set[str]]:
-    """Generated file -> the digests it may have and still be ours (two while a render is under way)."""
+    """Generated file -> the digests it may have and still be ours (two while a render is under way).
+
+    The manifest sits in a folder others can write to: a name in it that leads out of the
+    project (absolute, `..`, through a symlink) is refused, so no render reads, rewrites or
+    removes a file outside the project.
+    """
     path = project_dir / MANIFEST_NAME
     if not path.is_file():
         return {}
@@ -76,9 +81,12 @@ def read_owned(project_dir: Path) -> dict[str, set[str]]:
         files = json.loads(path.read_text(encoding="utf-8"))["files"]
         if not isinstance(files, dict):
             raise TypeError("files is not a mapping")
-        return {str(k): {str(v)} if isinstance(v, str) else {str(d) for d in v} for k, v in files.items()}
-    except (ValueError, KeyError, TypeError) as exc:
+        owned = {str(k): {str(v)} if isinstance(v, str) else {str(d) for d in v} for k, v in files.items()}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{path} is damaged ({exc})", "delete it and render again with --force") from exc
+    for rel in owned:
+        contained_path(project_dir, rel, str(path))
+    return owned
 
 
 def _write_manifest(project_dir: Path, record: ProjectRecord, files: Mapping[str, str | list[str]]) -> None:
@@ -90,6 +98,24 @@ def _write_manifest(project_dir: Path, record: ProjectRecord, files: Mapping[str
         "files": dict(sorted(files.items())),
     }
     atomic_write_bytes(project_dir / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
+
+
+def _check_nothing_in_the_way(project_dir: Path, files: Mapping[str, bytes]) -> None:
+    """InputError when a generated file would leave the project through a symlink, or the user's
+    file stands where a folder must go (or a folder where a file must go): not even --force
+    replaces those, and finding them before any write leaves no half-rendered project."""
+    blocked: list[str] = []
+    for rel in sorted(files):
+        path = contained_path(project_dir, rel, "the project")
+        for parent in reversed(path.relative_to(project_dir).parents[:-1]):
+            if (project_dir / parent).exists() and not (project_dir / parent).is_dir():
+                blocked.append(f"{parent.as_posix()} is a file where a folder must go")
+                break
+        else:
+            if path.exists() and not path.is_file():
+                blocked.append(f"{rel} is a folder where a file must go")
+    if blocked:
+        raise InputError(f"cannot render into {project_dir}: {'; '.join(sorted(set(blocked)))}", "move it out of the way, or render into an empty folder")
 
 
 def _plan(project_dir: Path, files: Mapping[str, bytes], owned: Mapping[str, set[str]]) -> _Plan:
@@ -126,7 +152,9 @@ def write_project_files(
     progress: Callable[[int, int], None] | None = None,
 ) -> WriteOutcome:
     """Write `files` (relative path -> bytes) into the project as the manifest allows, and record them."""
+    check_output_folder(project_dir)
     owned = read_owned(project_dir)
+    _check_nothing_in_the_way(project_dir, files)
     plan = _plan(project_dir, files, owned)
     if plan.conflicts and not force:
         shown = ", ".join(sorted(plan.conflicts)[:4]) + (", ..." if len(plan.conflicts) > 4 else "")
@@ -151,6 +179,9 @@ def write_project_files(
         if progress is not None:
             progress(done, total)
     for rel in plan.stale:
-        (project_dir / rel).unlink()
+        try:
+            (project_dir / rel).unlink()
+        except OSError as exc:
+            raise write_error(exc, project_dir / rel) from exc
     _write_manifest(project_dir, record, new_digests)
     return WriteOutcome(written=tuple(sorted(to_write)), unchanged=tuple(sorted(plan.unchanged)), removed=tuple(sorted(plan.stale)))

@@ -24,6 +24,7 @@ from typing import Any
 
 from tinyml import __version__
 from tinyml.core.errors import InputError
+from tinyml.core.files import check_not_input, check_output_folder
 from tinyml.core.resources import templates_dir
 from tinyml.firmware import protocol
 from tinyml.firmware.apps import DEFAULT_APP, MANIFEST_FILE, AppSpec, app_sensors, load_app
@@ -183,9 +184,11 @@ def render_project(
     board = get_board(board) if isinstance(board, str) else board
     model_bytes = bytes(model) if isinstance(model, (bytes, bytearray, memoryview)) else read_model_bytes(model)
     project_dir = Path(out_dir)
-    if project_dir.exists() and not project_dir.is_dir():
-        raise InputError(f"{project_dir} is a file", "give a folder for --out")
+    check_output_folder(project_dir)  # before the model is inspected, which takes a while
     project = generate_project_files(board, model_bytes, labels=labels, app=app, app_context=app_context)
+    if not isinstance(model, (bytes, bytearray, memoryview)):
+        for rel in project.files:
+            check_not_input(project_dir / rel, [model])
     outcome = write_project_files(project_dir, project.files, project.record, force=force, progress=progress)
     log.info("rendered %s for %s: %d files written, %d unchanged", project_dir, board.id, len(outcome.written), len(outcome.unchanged))
     return RenderResult(

@@ -27,7 +27,7 @@ import numpy as np
 
 from tinyml.core.data import Dataset
 from tinyml.core.errors import InputError
-from tinyml.core.files import atomic_write_bytes, atomic_write_text
+from tinyml.core.files import atomic_write_bytes, atomic_write_text, check_output_folder
 
 log = logging.getLogger("tinyml.labs")
 
@@ -72,8 +72,7 @@ def lab_stage(listener: Callable[[str, str], None] | None, stage: str) -> Iterat
 def prepare_out_dir(out_dir: Path, lab: str, force: bool) -> None:
     """Claim `out_dir` for a lab: empty, or a folder this lab wrote before; anything else needs force."""
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"{out_dir} is a file", "give a folder for --out")
+    check_output_folder(out_dir)  # before the data is downloaded and the model trained
     marker = out_dir / MARKER
     if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
         if not marker.is_file() or marker.read_text(encoding="utf-8").strip() != lab:

@@ -321,7 +321,7 @@ def inspect_model(model: str | Path | bytes, board: BoardFacts | None = None) ->
         try:
             arena = tflm.measure_arena(model_bytes)
         except ModelError as exc:
-            error = exc.problem
+            error = exc.problem.removeprefix("the TFLM runtime cannot run this model: ")  # check_fits says it once
     report = InspectReport(
         facts=facts,
         macs=model_macs(facts),
@@ -346,7 +346,8 @@ def _unsupported_fix(report: InspectReport) -> str:
     if report.unsupported:
         first = report.unsupported[0]
         return f"{first.op}: {first.fix}"
-    return "run `tinyml inspect` on the model and replace the ops it names"
+    # Every op has a kernel: there is no op to replace, the file itself is suspect.
+    return "TFLM has a kernel for every op of this model, so the file is probably damaged: re-create it with `tinyml quantize`"
 
 
 def check_fits(report: InspectReport, board: BoardFacts | None = None) -> None:

@@ -8,6 +8,7 @@ the `tflite-micro` package, which costs about 0.3 s to import instead of TensorF
 from __future__ import annotations
 
 import hashlib
+import math
 import struct
 from dataclasses import dataclass, field
 from functools import cache
@@ -146,49 +147,138 @@ def read_model(source: str | Path | bytes) -> ModelFacts:
         raise InputError("the data is not a TensorFlow Lite flatbuffer", "give the .tflite file that `tinyml quantize` wrote")
     schema = _schema()
     try:
-        model = schema.Model.GetRootAsModel(data, 0)
-        return _facts(schema, model, data)
-    except (IndexError, ValueError, TypeError, KeyError, OverflowError, struct.error) as exc:  # corrupt offsets
-        raise InputError("the .tflite flatbuffer is corrupt", "re-create it with `tinyml quantize`") from exc
+        model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+        _check_structure(model, data)
+        return _facts(model, data)
+    except CorruptModel as exc:
+        raise InputError(f"the .tflite file is corrupt: {exc}", CORRUPT_FIX) from exc
+    except (IndexError, ValueError, TypeError, KeyError, OverflowError, AttributeError, UnicodeDecodeError, struct.error) as exc:  # offsets out of the file
+        raise InputError(f"the .tflite file is corrupt: its flatbuffer does not parse ({type(exc).__name__})", CORRUPT_FIX) from exc
 
 
-def _facts(schema, model, data: bytes) -> ModelFacts:
+# The custom op of TFLM's model compression (tflite_micro.compression), which decodes LUT-compressed weights.
+DECODE_OP = b"TFLM_DECODE"
+
+CORRUPT_FIX = "the file was damaged or cut short: re-create it with `tinyml quantize` (or copy it again)"
+
+
+class CorruptModel(Exception):
+    """A flatbuffer that parses but names what is not there: the reason, for the message."""
+
+
+def _check_structure(model, data: bytes) -> None:
+    """Raise CorruptModel where the model refers to what it does not have.
+
+    The TFLM runtime trusts the flatbuffer: an operator naming a tensor that does not exist,
+    or a weight tensor whose buffer holds fewer bytes than its shape needs, makes it read out
+    of bounds (a crash, or garbage). The whole object tree was already unpacked by the caller
+    (ModelT.InitFromObj), which raises on offsets that leave the file; this checks the indices
+    and sizes the runtime would follow.
+    """
+    opcodes = model.operatorCodes or []
+    buffers = model.buffers or []
+    type_names = _enum_names("TensorType")
+    if not model.subgraphs:
+        raise CorruptModel("it has no subgraph")
+    decode = {i for i, code in enumerate(opcodes) if code.customCode in (DECODE_OP, DECODE_OP.decode())}
+    for g, graph in enumerate(model.subgraphs):
+        tensors = graph.tensors or []
+        where = f"subgraph {g}"
+        # The inputs of TFLM's DECODE op hold compressed data: their shape is the packed one,
+        # their quantization the decoded tensor's.
+        encoded = {i for op in graph.operators or [] if op.opcodeIndex in decode for i in _ints(op.inputs)}
+        for i, t in enumerate(tensors):
+            _check_tensor(t, i, where, buffers, type_names, data, encoded=i in encoded)
+        for kind, indices in (("input", graph.inputs), ("output", graph.outputs)):
+            for index in _ints(indices):
+                if not 0 <= index < len(tensors):
+                    raise CorruptModel(f"{where} names tensor {index} as an {kind}, of {len(tensors)} tensors")
+        for k, op in enumerate(graph.operators or []):
+            if not 0 <= op.opcodeIndex < len(opcodes):
+                raise CorruptModel(f"operator {k} names operator code {op.opcodeIndex}, of {len(opcodes)}")
+            for kind, indices, least in (("input", op.inputs, -1), ("output", op.outputs, 0)):  # -1: an optional input left out
+                for index in _ints(indices):
+                    if not least <= index < len(tensors):
+                        raise CorruptModel(f"operator {k} names tensor {index} as an {kind}, of {len(tensors)} tensors")
+
+
+def _ints(values) -> list[int]:
+    return [] if values is None else [int(v) for v in values]
+
+
+def _check_tensor(t, i: int, where: str, buffers: list, type_names: dict[int, str], data: bytes, *, encoded: bool) -> None:
+    name = f"tensor {i} of {where}"
+    if t.type not in type_names:
+        raise CorruptModel(f"{name} has the unknown type {t.type}")
+    shape = _ints(t.shape)
+    if any(d < 0 for d in shape):
+        raise CorruptModel(f"{name} has the shape {shape}")
+    if not 0 <= t.buffer < max(len(buffers), 1):
+        raise CorruptModel(f"{name} names buffer {t.buffer}, of {len(buffers)}")
+    q = t.quantization
+    if q is not None and q.scale is not None and len(q.scale) > 0:
+        scales, zero_points = len(q.scale), _ints(q.zeroPoint)
+        if len(zero_points) != scales:
+            raise CorruptModel(f"{name} has {scales} quantization scales and {len(zero_points)} zero points")
+        if not all(math.isfinite(s) and s >= 0 for s in q.scale):
+            raise CorruptModel(f"{name} has a quantization scale that is negative or not a number")
+        if scales > 1 and not encoded and not (0 <= q.quantizedDimension < len(shape) and shape[q.quantizedDimension] == scales):
+            raise CorruptModel(f"{name} has {scales} per-channel scales for its shape {shape} (dimension {q.quantizedDimension})")
+        if scales > 1 and any(zero_points):  # TFLite's quantization spec: per-channel tensors are symmetric
+            raise CorruptModel(f"{name} is quantized per channel with zero points other than 0")
+    if not buffers or t.buffer == 0 or encoded:
+        return
+    buf = buffers[t.buffer]
+    stored = len(buf.data) if buf.data is not None else 0
+    if buf.offset > 1:
+        if buf.offset + buf.size > len(data):
+            raise CorruptModel(f"{name}'s data lies past the end of the file")
+        stored = buf.size
+    dtype = type_names[t.type].lower()
+    if stored and dtype in DTYPE_BYTES and dtype != "int4" and stored != byte_size(tuple(shape), dtype):
+        raise CorruptModel(f"{name} is {dtype}{shape} ({byte_size(tuple(shape), dtype)} bytes) but its buffer holds {stored} bytes")
+
+
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _facts(model, data: bytes) -> ModelFacts:
+    """ModelFacts from the unpacked object tree (schema.ModelT) that _check_structure accepted."""
     op_names = _enum_names("BuiltinOperator")
     type_names = _enum_names("TensorType")
     opcodes = []
-    for i in range(model.OperatorCodesLength()):
-        code = model.OperatorCodes(i)
-        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+    for code in model.operatorCodes or []:
+        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
         name = op_names.get(builtin, f"UNKNOWN_{builtin}")
         if name == "CUSTOM":
-            name = f"CUSTOM:{(code.CustomCode() or b'').decode('utf-8', 'replace')}"
+            name = f"CUSTOM:{_text(code.customCode)}"
         opcodes.append(name)
 
-    if model.SubgraphsLength() < 1:
-        raise InputError("the .tflite model has no subgraph", "re-create it with `tinyml quantize`")
-    graph = model.Subgraphs(0)
+    buffers = model.buffers or []
+    graph = model.subgraphs[0]
     tensors = []
-    for i in range(graph.TensorsLength()):
-        t = graph.Tensors(i)
-        q = t.Quantization()
+    for i, t in enumerate(graph.tensors or []):
+        q = t.quantization
         scales: tuple[float, ...] = ()
         zero_points: tuple[int, ...] = ()
         qdim = 0
-        if q is not None and q.ScaleLength() > 0:
-            scales = tuple(float(q.Scale(j)) for j in range(q.ScaleLength()))
-            zero_points = tuple(int(q.ZeroPoint(j)) for j in range(q.ZeroPointLength()))
-            qdim = int(q.QuantizedDimension())
-        buffer_index = t.Buffer()
+        if q is not None and q.scale is not None and len(q.scale) > 0:
+            scales = tuple(float(v) for v in q.scale)
+            zero_points = tuple(_ints(q.zeroPoint))
+            qdim = int(q.quantizedDimension)
         is_constant = False
-        if 0 < buffer_index < model.BuffersLength():
-            buf = model.Buffers(buffer_index)
-            is_constant = buf.DataLength() > 0 or buf.Offset() > 1
+        if 0 < t.buffer < len(buffers):
+            buf = buffers[t.buffer]
+            is_constant = (buf.data is not None and len(buf.data) > 0) or buf.offset > 1
         tensors.append(
             TensorFacts(
                 index=i,
-                name=(t.Name() or b"").decode("utf-8", "replace"),
-                shape=tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else (),
-                dtype=type_names.get(t.Type(), f"type{t.Type()}").lower(),
+                name=_text(t.name),
+                shape=tuple(_ints(t.shape)),
+                dtype=type_names.get(t.type, f"type{t.type}").lower(),
                 scales=scales,
                 zero_points=zero_points,
                 quantized_dimension=qdim,
@@ -197,28 +287,19 @@ def _facts(schema, model, data: bytes) -> ModelFacts:
         )
     operators = []
     counts: dict[str, int] = {}
-    for i in range(graph.OperatorsLength()):
-        op = graph.Operators(i)
-        name = opcodes[op.OpcodeIndex()]
+    for op in graph.operators or []:
+        name = opcodes[op.opcodeIndex]
         counts[name] = counts.get(name, 0) + 1
-        operators.append(
-            OperatorFacts(
-                op=name,
-                inputs=tuple(int(x) for x in op.InputsAsNumpy()) if op.InputsLength() else (),
-                outputs=tuple(int(x) for x in op.OutputsAsNumpy()) if op.OutputsLength() else (),
-            )
-        )
-    inputs = tuple(tensors[int(i)] for i in graph.InputsAsNumpy()) if graph.InputsLength() else ()
-    outputs = tuple(tensors[int(i)] for i in graph.OutputsAsNumpy()) if graph.OutputsLength() else ()
+        operators.append(OperatorFacts(op=name, inputs=tuple(_ints(op.inputs)), outputs=tuple(_ints(op.outputs))))
     return ModelFacts(
         size_bytes=len(data),
         sha256=model_hash(data),
-        schema_version=int(model.Version()),
-        description=(model.Description() or b"").decode("utf-8", "replace"),
+        schema_version=int(model.version),
+        description=_text(model.description),
         tensors=tuple(tensors),
         operators=tuple(operators),
-        inputs=inputs,
-        outputs=outputs,
-        subgraph_count=int(model.SubgraphsLength()),
+        inputs=tuple(tensors[i] for i in _ints(graph.inputs)),
+        outputs=tuple(tensors[i] for i in _ints(graph.outputs)),
+        subgraph_count=len(model.subgraphs),
         op_counts=dict(sorted(counts.items())),
     )

@@ -408,7 +408,7 @@ def quantize_model(
     """
     out_path = Path(out) if out is not None else None
     if out_path is not None:
-        check_can_write(out_path, force)
+        check_can_write(out_path, force, inputs=[model] if isinstance(model, (str, Path)) else [])
     float_model = load_float_model(model)
     if not float_model.input_dtype.startswith("float"):
         raise ModelError(f"{float_model.name} takes {float_model.input_dtype} input", "tinyml quantizes models with float inputs; scale the data inside the model instead")

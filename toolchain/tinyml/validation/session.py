@@ -26,6 +26,7 @@ import numpy as np
 
 from tinyml.core.data import Dataset
 from tinyml.core.errors import DeviceError, InputError
+from tinyml.core.files import write_error
 from tinyml.firmware.protocol import DeviceInfo
 from tinyml.model.modelfile import ModelFacts
 
@@ -55,10 +56,13 @@ class SampleLog:
                 self._load(header)
             elif not force:
                 raise InputError(f"{path} holds results of an earlier run", "pass --resume to continue it, or --force to start over")
-        if not self.records:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"kind": "header", **header}) + "\n", encoding="utf-8")
-        self._file = path.open("a", encoding="utf-8")
+        try:
+            if not self.records:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps({"kind": "header", **header}) + "\n", encoding="utf-8")
+            self._file = path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise write_error(exc, path) from exc
 
     def _load(self, header: dict) -> None:
         lines = self.path.read_text(encoding="utf-8").splitlines()
@@ -81,8 +85,11 @@ class SampleLog:
 
     def append(self, record: dict) -> None:
         self.records[record["index"]] = record
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        try:
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
+        except OSError as exc:  # the disk filled up: what was flushed before stays, --resume continues
+            raise write_error(exc, self.path) from exc
 
     def close(self) -> None:
         self._file.close()

@@ -26,6 +26,7 @@ import numpy as np
 
 from tinyml.core.data import Dataset, load_dataset
 from tinyml.core.errors import InputError
+from tinyml.core.files import check_not_input, check_output_folder
 from tinyml.model.keras import load_keras_file
 from tinyml.model.modelfile import TensorFacts, read_model, read_model_bytes
 from tinyml.model.quantization import dequantize, predicted_classes, quantize_input
@@ -59,8 +60,8 @@ def validate_device(
         raise InputError("the data set has no samples", "give a .npz with at least one sample in 'x'")
     x_q = prepare_inputs(dataset.x, facts.inputs[0])
     directory = Path(report_dir) if report_dir is not None else None
-    if directory is not None and (directory / SAMPLES_FILE).exists() and not (resume or force):
-        raise InputError(f"{directory / SAMPLES_FILE} holds results of an earlier run", "pass --resume to continue it, or --force to start over")
+    if directory is not None:
+        _check_report_dir(directory, resume, force, [model if not isinstance(model, bytes) else None, data if not isinstance(data, Dataset) else None, float_model])
 
     session = run_session(
         port,
@@ -86,6 +87,25 @@ def validate_device(
         write_report(report, session.records, directory)
     report.raise_for_thresholds()
     return report
+
+
+def _check_report_dir(directory: Path, resume: bool, force: bool, inputs: list[Any]) -> None:
+    """Before the board is touched: the folder can be written, holds no input, and no earlier results are replaced without --force."""
+    from tinyml.validation.report_files import REPORT_HTML, REPORT_JSON
+
+    check_output_folder(directory)
+    outputs = [directory / name for name in (SAMPLES_FILE, REPORT_JSON, REPORT_HTML)]
+    for path in outputs:
+        check_not_input(path, inputs)
+        if path.is_dir():
+            raise InputError(f"{path} is a folder, where validate writes a file", "choose another --report folder, or move that folder away")
+    # --resume continues the run whose samples.jsonl is there: its report is the tool's own to rewrite.
+    resuming = resume and outputs[0].exists()
+    existing = [p.name for p in outputs if p.exists()]
+    if existing and not (resuming or force):
+        if outputs[0].exists():
+            raise InputError(f"{outputs[0]} holds results of an earlier run", "pass --resume to continue it, or --force to start over")
+        raise InputError(f"{directory} already holds {', '.join(existing)}", "choose another --report folder, or pass --force to replace them")
 
 
 def _check_arguments(limit: int | None, report_dir: str | Path | None, min_exact: float | None, min_agreement: float | None, resume: bool) -> None:
