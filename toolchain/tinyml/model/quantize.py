@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from tinyml.model import ops
-from tinyml.core.data import Dataset
+from tinyml.core.data import Dataset, check_class_labels, check_finite, class_count
 from tinyml.core.errors import InputError, ModelError, first_line
 from tinyml.core.files import atomic_write_bytes, check_can_write
 from tinyml.model.keras import KERAS_SUFFIXES, load_keras_file
@@ -118,6 +118,16 @@ class _FloatModel:
         self.name = name
         self.input_shape = input_shape  # without the batch axis; None where dynamic
         self.input_dtype = input_dtype
+
+    def output_units(self) -> int | None:
+        """Elements of the output's last axis, None where the model does not say."""
+        if self.kind == "saved_model":
+            outputs = self.obj[0].structured_outputs
+            specs = list(outputs.values()) if isinstance(outputs, dict) else [outputs]
+        else:
+            specs = list(getattr(self.obj, "outputs", None) or [])
+        shape = _dims(specs[0].shape) if len(specs) == 1 and hasattr(specs[0], "shape") else ()
+        return shape[-1] if shape else None
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         import tensorflow as tf
@@ -287,8 +297,7 @@ def _check_samples(x: np.ndarray, what: str, shape: tuple[int, ...] | None, mini
             f"give {RECOMMENDED_CALIBRATION_SAMPLES} to {MAX_CALIBRATION_SAMPLES} representative training samples",
         )
     x = x.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(x)):
-        raise InputError(f"{what} contains NaN or infinite values", "clean the data (the model was trained on finite values)")
+    check_finite(x, what)
     return x
 
 
@@ -419,9 +428,13 @@ def quantize_model(
     if len(x_cal) < RECOMMENDED_CALIBRATION_SAMPLES:
         log.warning("only %d calibration samples; %d or more give steadier int8 ranges", len(x_cal), RECOMMENDED_CALIBRATION_SAMPLES)
     eval_set = None
+    units = None
     if eval_data is not None:
         eval_set = _as_dataset(eval_data, "the evaluation data")
-        eval_set = Dataset(_check_samples(eval_set.x, "the evaluation data", shape, 1), eval_set.y)
+        eval_set = Dataset(_check_samples(eval_set.x, "the evaluation data", shape, 1), eval_set.y, eval_set.one_hot_width)
+        units = float_model.output_units()
+        if units is not None:
+            check_class_labels(eval_set, class_count(units), "evaluation")
 
     log.info("converting %s to full-integer int8 with %d calibration samples (input %s, batch 1)", float_model.name, len(x_cal), shape)
     with tempfile.TemporaryDirectory(prefix="tinyml-quantize-") as directory:
@@ -434,6 +447,8 @@ def quantize_model(
 
     scores: dict[str, Any] = {}
     if eval_set is not None:
+        if units is None:  # a model that did not say its output width: the converted one does
+            check_class_labels(eval_set, class_count(facts.outputs[0].element_count), "evaluation")
         log.info("evaluating the float and int8 models on %d samples", len(eval_set))
         scores = _evaluate(float_model, tflite_bytes, facts, eval_set, progress)
     if out_path is not None:
