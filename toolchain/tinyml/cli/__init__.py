@@ -15,6 +15,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from tinyml import __version__
 from tinyml.core.errors import TinyMLError
@@ -36,8 +37,19 @@ COMMANDS: tuple[tuple[str, str], ...] = (
 )
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line (the problem and where the help is), exit code 2.
+
+    argparse's own error prints the whole usage first, which buries the one line that matters.
+    Sub-command parsers are made of the same class, so every command behaves so.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}. Fix: see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="tinyml",
         description="From a trained Keras model to validated TensorFlow Lite Micro firmware on a microcontroller.",
         epilog="Run `tinyml COMMAND --help` for a command's options. Exit codes: 0 ok, 2 bad input, "
