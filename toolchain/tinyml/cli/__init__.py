@@ -82,6 +82,9 @@ def configure_logging(verbose: bool, quiet: bool = False) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tinyml` command; returns the exit code (see tinyml.core.errors)."""
+    from tinyml.cli.console import replace_unencodable_output
+
+    replace_unencodable_output()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -26,7 +26,7 @@ from tinyml import __version__
 from tinyml.core.errors import InputError
 from tinyml.core.resources import templates_dir
 from tinyml.firmware import protocol
-from tinyml.firmware.apps import DEFAULT_APP, MANIFEST_FILE, AppSpec, app_sensors, load_app
+from tinyml.firmware.apps import DEFAULT_APP, MANIFEST_FILE, AppSpec, app_sensors, check_labels, load_app
 from tinyml.firmware.boards import BoardProfile, get_board
 from tinyml.firmware.codegen import jinja_environment
 from tinyml.firmware.convert import ModelData, generate_model_data
@@ -92,6 +92,7 @@ def generate_project_files(
     from tinyml.model.inspect import check_fits, inspect_model
 
     app_spec = load_app(app)
+    check_labels(app_spec, labels)
     sensors = app_sensors(board, app_spec)
     model_data = generate_model_data(model_bytes, name=MODEL_NAME, labels=labels)
     log.info("inspecting the model for %s", board.id)
