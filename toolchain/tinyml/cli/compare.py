@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tinyml.cli.options import add_fine_tuning, add_keras_model, fraction, positive_int, quiet_tensorflow
+from tinyml.cli.options import add_fine_tuning, add_keras_model, fraction, positive_int
 
 # Kept here as text so `tinyml --help` does not import the stage; checked by compare.check_variants.
 VARIANT_NAMES = "float, ptq, prune, cluster, qat, prune+cluster, prune+qat, cluster+qat, prune+cluster+qat"
@@ -28,7 +28,6 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    quiet_tensorflow(args)
     from rich.table import Table
 
     from tinyml.cli.console import stdout_console

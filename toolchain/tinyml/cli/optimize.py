@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tinyml.cli.options import add_fine_tuning, add_keras_model, fraction, positive_float, positive_int, quiet_tensorflow
+from tinyml.cli.options import add_fine_tuning, add_keras_model, fraction, positive_float, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
@@ -31,7 +31,6 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    quiet_tensorflow(args)
     from tinyml.cli.console import stdout_console
     from tinyml.core.data import load_dataset
     from tinyml.core.files import atomic_write_text, check_can_write

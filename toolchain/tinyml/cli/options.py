@@ -1,5 +1,5 @@
-"""What several commands share: the Keras-model and fine-tuning options, the value types of
-numeric options, and quieting TensorFlow.
+"""What several commands share: the Keras-model and fine-tuning options, and the value types
+of numeric options.
 
 Kept as plain text and numbers so that `tinyml --help` imports no stage (and no TensorFlow).
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from collections.abc import Callable
 
 
@@ -48,9 +47,3 @@ def add_fine_tuning(parser: argparse.ArgumentParser, *, epochs_note: str = "") -
     """--epochs and --batch-size; `epochs_note` is added to the epochs' help after the default."""
     parser.add_argument("--epochs", type=positive_int, default=EPOCHS, metavar="E", help=f"fine-tuning epochs per technique (default {EPOCHS}{epochs_note})")
     parser.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE, metavar="B", help=f"fine-tuning batch size (default {BATCH_SIZE})")
-
-
-def quiet_tensorflow(args: argparse.Namespace) -> None:
-    """TensorFlow's C++ start-up chatter is not for this audience; --verbose keeps it."""
-    if not args.verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tinyml.core.errors import InputError, first_line
+from tinyml.model.tensorflow_import import import_tensorflow
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 FLAVOURS = ("keras", "tf_keras")
@@ -35,6 +36,7 @@ def load_keras_file(path: str | Path) -> tuple[Any, str]:
         if suffix == ".keras":
             raise InputError(f"{path} is not a Keras model file (a .keras file is a zip archive)", "save the model with model.save('model.keras')")
         raise InputError(f"{path} is not an HDF5 file", "save the model with model.save('model.h5') or model.save('model.keras')")
+    import_tensorflow()  # Keras and tf_keras load TensorFlow: with its start-up chatter kept from the user
     errors = []
     for flavour in FLAVOURS:
         try:
