@@ -28,7 +28,7 @@ def test_some_apps_need_labels() -> None:
 
 
 @pytest.mark.parametrize("app", APPS_WITH_LABELS)
-@pytest.mark.parametrize("board", ["nano33ble_sense", "nano33ble"])
+@pytest.mark.parametrize("board", ["nano33ble_sense", "nano33ble_sense_rev2"])  # boards with every sensor the apps read
 def test_render_refuses_an_app_that_needs_labels_without_them(int8_models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture, app: str, board: str) -> None:
     out = tmp_path / "project"
     code = tinyml.main(["render", "--board", board, "--model", str(int8_models["dense"]), "--app", app, "--out", str(out)])

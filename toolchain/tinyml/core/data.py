@@ -128,4 +128,4 @@ def check_finite(x: np.ndarray, what: str) -> None:
     """InputError when float samples hold NaN or infinity (each would become an arbitrary int8)."""
     if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
         bad = int(np.count_nonzero(~np.isfinite(x).reshape(len(x), -1).all(axis=1))) if x.ndim > 1 else 1
-        raise InputError(f"{what} has NaN or infinite values (in {bad} samples)", "clean the data: the model was trained on finite values")
+        raise InputError(f"{what} has NaN or infinite values (in {bad} of {len(x)} samples)", "clean the data: the model was trained on finite values")

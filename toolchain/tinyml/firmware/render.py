@@ -92,8 +92,8 @@ def generate_project_files(
     from tinyml.model.inspect import check_fits, inspect_model
 
     app_spec = load_app(app)
-    check_labels(app_spec, labels)
     sensors = app_sensors(board, app_spec)
+    check_labels(app_spec, labels)
     model_data = generate_model_data(model_bytes, name=MODEL_NAME, labels=labels)
     log.info("inspecting the model for %s", board.id)
     report = inspect_model(model_bytes, board)

@@ -54,14 +54,15 @@ class FloatModel:
         from tinyml.model.modelfile import read_model
         from tinyml.model.reference import ReferenceInterpreter
 
-        data = read_model_bytes(self.path)
         try:
+            data = read_model_bytes(self.path)
             facts = read_model(data)
-            if facts.inputs[0].dtype == "int8" or facts.outputs[0].dtype == "int8":
-                raise InputError(f"float model {self.path} is an int8 model", FIX)
+        except TinyMLError as exc:
+            raise InputError(f"float model {self.path} cannot be read ({exc.problem})", FIX) from exc
+        if facts.inputs[0].dtype == "int8" or facts.outputs[0].dtype == "int8":
+            raise InputError(f"float model {self.path} is an int8 model", FIX)
+        try:
             return ReferenceInterpreter(data)
-        except InputError:
-            raise
         except TinyMLError as exc:
             raise InputError(f"float model {self.path} cannot be run ({exc.problem})", FIX) from exc
 
