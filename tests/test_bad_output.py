@@ -153,3 +153,20 @@ def test_a_command_run_with_pythonioencoding_writes_what_it_cannot_encode_as_que
     proc = subprocess.run([sys.executable, "-c", "import tinyml; raise SystemExit(tinyml.main())", "inspect", str(missing)], env=env, capture_output=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert b"Traceback" not in proc.stderr and b"error: " in proc.stderr and b".tflite does not exist" in proc.stderr
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_numpy_runtime_warnings_are_debug_lines_not_terminal_output(verbose: bool) -> None:
+    import os
+    import subprocess
+
+    code = (
+        "from tinyml.cli import configure_logging\n"
+        f"configure_logging(verbose={verbose})\n"
+        "import numpy as np\n"
+        "np.array([np.nan, np.inf]).astype(np.int8)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(tinyml.__file__).parents[1])}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert ("RuntimeWarning" in proc.stderr) == verbose, proc.stderr

@@ -78,6 +78,13 @@ def configure_logging(verbose: bool, quiet: bool = False) -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
+    # Python warnings (numpy's RuntimeWarnings, libraries' deprecations) are about the code, not
+    # the user's input: they become debug log lines, shown with --verbose only.
+    logging.captureWarnings(True)
+    warnings_logger = logging.getLogger("py.warnings")
+    warnings_logger.handlers[:] = [handler]
+    warnings_logger.setLevel(logging.DEBUG if verbose else logging.CRITICAL)
+    warnings_logger.propagate = False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
