@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tinyml.cli.options import add_fine_tuning, add_keras_model, fraction, positive_float, positive_int
+from tinyml.cli.options import add_fine_tuning, add_keras_model, positive_float, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     add_keras_model(parser)
     parser.add_argument("--train", required=True, metavar="DATA", help=".npz with x and y (class indices) to fine-tune on; it also calibrates int8")
     parser.add_argument("--val", metavar="DATA", help=".npz with x and y: float and int8 accuracy of the result")
-    parser.add_argument("--prune", type=fraction, metavar="SPARSITY", help="magnitude pruning to this fraction of zero weights, in (0, 1), e.g. 0.5")
+    parser.add_argument("--prune", type=float, metavar="SPARSITY", help="magnitude pruning to this fraction of zero weights, in (0, 1), e.g. 0.5")
     parser.add_argument("--cluster", type=positive_int, metavar="N", help="weight clustering to N centroids per kernel (2..256), e.g. 16")
     parser.add_argument("--qat", action="store_true", help="quantization-aware training (pruning/cluster-preserving after --prune/--cluster)")
     add_fine_tuning(parser, epochs_note="; pruning needs 2 or more")
