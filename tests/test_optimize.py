@@ -100,7 +100,7 @@ def test_labels_beyond_the_model_outputs_are_refused() -> None:
 
     model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(3, activation="softmax")])
     data = Dataset(np.zeros((4, 16), np.float32), np.array([0, 1, 2, 3]))
-    with pytest.raises(InputError, match="labels run from 0 to 3, the model has 3 outputs"):
+    with pytest.raises(InputError, match="labels run from 0 to 3, the model has 3 classes"):
         check_dataset(model, data, "training")
 
 

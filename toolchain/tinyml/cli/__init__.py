@@ -15,6 +15,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from tinyml import __version__
 from tinyml.core.errors import TinyMLError
@@ -36,8 +37,19 @@ COMMANDS: tuple[tuple[str, str], ...] = (
 )
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line (the problem and where the help is), exit code 2.
+
+    argparse's own error prints the whole usage first, which buries the one line that matters.
+    Sub-command parsers are made of the same class, so every command behaves so.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}. Fix: see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="tinyml",
         description="From a trained Keras model to validated TensorFlow Lite Micro firmware on a microcontroller.",
         epilog="Run `tinyml COMMAND --help` for a command's options. Exit codes: 0 ok, 2 bad input, "
@@ -66,10 +78,20 @@ def configure_logging(verbose: bool, quiet: bool = False) -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
+    # Python warnings (numpy's RuntimeWarnings, libraries' deprecations) are about the code, not
+    # the user's input: they become debug log lines, shown with --verbose only.
+    logging.captureWarnings(True)
+    warnings_logger = logging.getLogger("py.warnings")
+    warnings_logger.handlers[:] = [handler]
+    warnings_logger.setLevel(logging.DEBUG if verbose else logging.CRITICAL)
+    warnings_logger.propagate = False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tinyml` command; returns the exit code (see tinyml.core.errors)."""
+    from tinyml.cli.console import replace_unencodable_output
+
+    replace_unencodable_output()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

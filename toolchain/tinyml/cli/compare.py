@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tinyml.cli.options import add_fine_tuning, add_keras_model, quiet_tensorflow
+from tinyml.cli.options import add_fine_tuning, add_keras_model, positive_int
 
 # Kept here as text so `tinyml --help` does not import the stage; checked by compare.check_variants.
 VARIANT_NAMES = "float, ptq, prune, cluster, qat, prune+cluster, prune+qat, cluster+qat, prune+cluster+qat"
@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     parser.add_argument("--eval", required=True, metavar="DATA", help=".npz with x and y the accuracies are measured on")
     parser.add_argument("--variants", nargs="+", metavar="V", help=f"variants to build (default: all): {VARIANT_NAMES}")
     parser.add_argument("--prune", type=float, default=0.5, metavar="SPARSITY", help="sparsity of the pruned variants (default 0.5)")
-    parser.add_argument("--cluster", type=int, default=16, metavar="N", help="centroids of the clustered variants (default 16)")
+    parser.add_argument("--cluster", type=positive_int, default=16, metavar="N", help="centroids of the clustered variants (default 16)")
     add_fine_tuning(parser)
     parser.add_argument("--out", metavar="DIR", help="report folder (default: MODEL's name with _compare, next to it)")
     parser.add_argument("--force", action="store_true", help="overwrite a report that exists")
@@ -28,7 +28,6 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    quiet_tensorflow(args)
     from rich.table import Table
 
     from tinyml.cli.console import stdout_console

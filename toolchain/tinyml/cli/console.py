@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from functools import cache
@@ -22,13 +23,28 @@ def _width(stream: TextIO) -> int | None:
     return PIPED_WIDTH
 
 
+def replace_unencodable_output() -> None:
+    """Let stdout and stderr write what their encoding cannot hold as '?' instead of raising.
+
+    A Windows console, or output redirected with PYTHONIOENCODING=cp1252 or ascii, cannot
+    encode the summary's Δ and µ, a label in another script, or a path with accents; Python's
+    default 'strict' handler would end the command with a UnicodeEncodeError. Rich draws its
+    tables in ASCII when the encoding is not UTF-8.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            stream.reconfigure(errors="replace")
+
+
 @cache
 def stdout_console() -> Console:
+    replace_unencodable_output()
     return Console(highlight=False, width=_width(sys.stdout))
 
 
 @cache
 def stderr_console() -> Console:
+    replace_unencodable_output()
     return Console(stderr=True, highlight=False, width=_width(sys.stderr))
 
 

@@ -6,6 +6,8 @@ import argparse
 import time
 from typing import Any
 
+from tinyml.cli.options import fraction, positive_int
+
 STAGE_NAMES = ("quantize", "inspect", "render", "flash", "validate")
 
 
@@ -25,8 +27,8 @@ def register(subparsers: Any, summary: str) -> None:
     parser.add_argument("--out", default="deploy", help="output folder (default: deploy)")
     parser.add_argument("--app", default="validation", help="firmware app (default: validation)")
     parser.add_argument("--skip", action="append", default=[], choices=STAGE_NAMES, metavar="STAGE", help="skip a stage (repeatable): " + ", ".join(STAGE_NAMES))
-    parser.add_argument("--limit", type=int, default=None, help="validate on at most this many samples")
-    parser.add_argument("--min-exact", type=float, default=1.0, help="fail unless this fraction of outputs match the host bit for bit (default: 1.0)")
+    parser.add_argument("--limit", type=positive_int, default=None, help="validate on at most this many samples")
+    parser.add_argument("--min-exact", type=fraction, default=1.0, help="fail unless this fraction of outputs match the host bit for bit (default: 1.0)")
     parser.add_argument("--restart", action="store_true", help="run every stage again instead of resuming")
     parser.add_argument("--force", action="store_true", help="write into --out even if it holds files deploy did not write")
     parser.set_defaults(run=run)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from tinyml.cli.options import positive_float, positive_int
+
 
 def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     parser = subparsers.add_parser(
@@ -13,9 +15,9 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     )
     parser.add_argument("--port", required=True, help="serial device or pyserial URL (as for validate)")
     parser.add_argument("--info", action="store_true", help="ask the board for INFO first")
-    parser.add_argument("--run-every", type=float, metavar="S", help="ask for one inference every S seconds (boards without a sensor app, the virtual board)")
-    parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
-    parser.add_argument("--baud", type=int, default=115200, help="baud rate of a UART link (default 115200)")
+    parser.add_argument("--run-every", type=positive_float, metavar="S", help="ask for one inference every S seconds (boards without a sensor app, the virtual board)")
+    parser.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
+    parser.add_argument("--baud", type=positive_int, default=115200, help="baud rate of a UART link (default 115200)")
     parser.set_defaults(run=_run)
 
 

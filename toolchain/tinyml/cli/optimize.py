@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tinyml.cli.options import add_fine_tuning, add_keras_model, quiet_tensorflow
+from tinyml.cli.options import add_fine_tuning, add_keras_model, positive_float, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
@@ -20,10 +20,10 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     parser.add_argument("--train", required=True, metavar="DATA", help=".npz with x and y (class indices) to fine-tune on; it also calibrates int8")
     parser.add_argument("--val", metavar="DATA", help=".npz with x and y: float and int8 accuracy of the result")
     parser.add_argument("--prune", type=float, metavar="SPARSITY", help="magnitude pruning to this fraction of zero weights, in (0, 1), e.g. 0.5")
-    parser.add_argument("--cluster", type=int, metavar="N", help="weight clustering to N centroids per kernel (2..256), e.g. 16")
+    parser.add_argument("--cluster", type=positive_int, metavar="N", help="weight clustering to N centroids per kernel (2..256), e.g. 16")
     parser.add_argument("--qat", action="store_true", help="quantization-aware training (pruning/cluster-preserving after --prune/--cluster)")
     add_fine_tuning(parser, epochs_note="; pruning needs 2 or more")
-    parser.add_argument("--learning-rate", type=float, metavar="LR", help="Adam learning rate (default: 1e-3 pruning, 1e-4 clustering and QAT)")
+    parser.add_argument("--learning-rate", type=positive_float, metavar="LR", help="Adam learning rate (default: 1e-3 pruning, 1e-4 clustering and QAT)")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: MODEL's name with _optimized, next to it)")
     parser.add_argument("--force", action="store_true", help="overwrite outputs that exist")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
@@ -31,7 +31,6 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    quiet_tensorflow(args)
     from rich.markup import escape
 
     from tinyml.cli.console import stdout_console

@@ -6,8 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-from tinyml.cli.options import quiet_tensorflow
-
 
 def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     parser = subparsers.add_parser("quantize", help=summary, description=summary + ". Refuses hybrid or float results; writes nothing then.")
@@ -26,7 +24,6 @@ def default_out(model: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    quiet_tensorflow(args)
     from rich.markup import escape
 
     from tinyml.cli.console import stdout_console

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from tinyml.cli.options import fraction, positive_float, positive_int
+
 
 def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     parser = subparsers.add_parser(
@@ -14,15 +16,15 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     parser.add_argument("--port", required=True, help="serial device, or a pyserial URL: socket://HOST:PORT (ser2net), rfc2217://HOST:PORT, loop://")
     parser.add_argument("--model", required=True, metavar="MODEL.tflite", help="the int8 model the board runs")
     parser.add_argument("--data", required=True, metavar="DATA.npz", help="samples 'x' (float or int8) and optional labels 'y'")
-    parser.add_argument("--limit", type=int, metavar="N", help="validate only the first N samples")
+    parser.add_argument("--limit", type=positive_int, metavar="N", help="validate only the first N samples")
     parser.add_argument("--report", default="validation-report", metavar="DIR", help="folder for samples.jsonl, report.json and report.html (default: validation-report)")
-    parser.add_argument("--min-exact", type=float, metavar="F", help="least exact-match rate per element against the host reference, e.g. 1.0")
-    parser.add_argument("--min-agreement", type=float, metavar="F", help="least top-1 agreement with the host reference, e.g. 0.99")
+    parser.add_argument("--min-exact", type=fraction, metavar="F", help="least exact-match rate per element against the host reference, e.g. 1.0")
+    parser.add_argument("--min-agreement", type=fraction, metavar="F", help="least top-1 agreement with the host reference, e.g. 0.99")
     parser.add_argument("--float-model", metavar="MODEL", help="the float model (.keras/.h5 or float .tflite), for host float accuracy")
     parser.add_argument("--resume", action="store_true", help="continue the run recorded in --report DIR")
     parser.add_argument("--force", action="store_true", help="start over, replacing the results in --report DIR")
-    parser.add_argument("--baud", type=int, default=115200, help="baud rate of a UART link (default 115200)")
-    parser.add_argument("--invoke-timeout", type=float, default=10.0, metavar="S", help="seconds to wait for the first inference (default 10)")
+    parser.add_argument("--baud", type=positive_int, default=115200, help="baud rate of a UART link (default 115200)")
+    parser.add_argument("--invoke-timeout", type=positive_float, default=10.0, metavar="S", help="seconds to wait for the first inference (default 10)")
     parser.set_defaults(run=_run)
 
 

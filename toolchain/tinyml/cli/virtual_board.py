@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from tinyml.cli.options import non_negative_float, positive_int, probability
+
 
 def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     parser = subparsers.add_parser(
@@ -18,28 +20,14 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     where.add_argument("--name", default="default", help="the port is /tmp/tinyml-vboard-NAME (default: default)")
     where.add_argument("--link", metavar="PATH", help="the port's symlink, instead of /tmp/tinyml-vboard-NAME")
     faults = parser.add_argument_group("fault injection")
-    faults.add_argument("--noise", type=_rate, default=0.0, metavar="RATE", help="probability per byte of a corrupted byte, both directions")
-    faults.add_argument("--drop", type=_rate, default=0.0, metavar="RATE", help="probability per byte of a lost byte, both directions")
-    faults.add_argument("--rx-buffer", type=_positive, metavar="BYTES", help="a UART receive buffer of this size that overflows (e.g. 64)")
-    faults.add_argument("--reset-every", type=_positive, default=0, metavar="N", help="reset in mid-inference every N inferences")
-    faults.add_argument("--slow-ms", type=float, default=0.0, metavar="MS", help="extra milliseconds per inference")
-    faults.add_argument("--skew-every", type=_positive, default=0, metavar="N", help="every N-th output is off by one LSB (a wrong kernel): validation must catch it")
+    faults.add_argument("--noise", type=probability, default=0.0, metavar="RATE", help="probability per byte of a corrupted byte, both directions")
+    faults.add_argument("--drop", type=probability, default=0.0, metavar="RATE", help="probability per byte of a lost byte, both directions")
+    faults.add_argument("--rx-buffer", type=positive_int, metavar="BYTES", help="a UART receive buffer of this size that overflows (e.g. 64)")
+    faults.add_argument("--reset-every", type=positive_int, default=0, metavar="N", help="reset in mid-inference every N inferences")
+    faults.add_argument("--slow-ms", type=non_negative_float, default=0.0, metavar="MS", help="extra milliseconds per inference")
+    faults.add_argument("--skew-every", type=positive_int, default=0, metavar="N", help="every N-th output is off by one LSB (a wrong kernel): validation must catch it")
     faults.add_argument("--seed", type=int, default=0, help="seed of the fault generator")
     parser.set_defaults(run=_run)
-
-
-def _rate(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not a probability in [0, 1)")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
-    return value
 
 
 def _run(args: argparse.Namespace) -> int:

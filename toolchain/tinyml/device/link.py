@@ -73,6 +73,11 @@ class LinkStats:
         return asdict(self)
 
 
+# The slowest and fastest rates a POSIX serial driver names (B50 .. B4000000).
+MIN_BAUDRATE = 50
+MAX_BAUDRATE = 4_000_000
+
+
 class _PortLost(Exception):
     """The serial port went away (board reset, cable pulled): internal to this module."""
 
@@ -85,6 +90,8 @@ def open_port(port: str, baudrate: int = DEFAULT_BAUDRATE):
     """A pyserial port for a device path or URL, or a DeviceError that says what to check."""
     import serial
 
+    if isinstance(baudrate, bool) or not isinstance(baudrate, int) or not MIN_BAUDRATE <= baudrate <= MAX_BAUDRATE:
+        raise InputError(f"baud rate {baudrate!r} is not a serial speed", f"give a baud rate from {MIN_BAUDRATE} to {MAX_BAUDRATE:,}; the firmware uses 115200")
     if baudrate == 1200:
         # Opening at 1200 bps is the "touch" that resets Arduino boards into their bootloader.
         raise InputError("1200 baud resets an Arduino board into its bootloader", "use the firmware's baud rate, 115200 by default")

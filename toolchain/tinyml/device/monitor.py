@@ -3,11 +3,16 @@
 The firmware prints readable lines in human mode. A board that a crashed host left in binary
 mode is woken with a HUMAN frame; its frame replies (0x00 ... 0x00) are cut out of the text,
 so only lines a person should read come through.
+
+What the device sends is not trusted with the terminal: escape sequences (a window title, a
+cleared screen, colours, a moved cursor) are removed, and other control characters are shown
+as their visible symbols, as pyserial's miniterm does.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterator
 
@@ -17,6 +22,22 @@ from tinyml.core.errors import DeviceError
 from tinyml.firmware.protocol import Frame, MessageType
 
 log = logging.getLogger("tinyml.monitor")
+
+# ESC or the 8-bit CSI/OSC/DCS... introducers, then what the sequence runs to: CSI parameters and
+# final byte; OSC, DCS, SOS, PM and APC strings up to BEL or ST; or one character (ESC 7, ESC c).
+_ESCAPE_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"
+)
+# Every other C0 and C1 control but tab, shown as its Control Pictures symbol (U+2400 + code) or U+FFFD.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def printable(line: str) -> str:
+    """`line` without escape sequences, other control characters made visible: safe for a terminal."""
+    line = _ESCAPE_SEQUENCE.sub("", line)
+    return _CONTROL.sub(lambda m: chr(0x2400 + ord(m.group())) if ord(m.group()) < 0x20 else "\u2421" if m.group() == "\x7f" else "\ufffd", line)
 
 
 class Monitor:
@@ -94,7 +115,7 @@ class Monitor:
                 continue
             if byte in (0x0A, 0x0D):
                 if self._pending:
-                    yield self._pending.decode("utf-8", "replace")
+                    yield printable(self._pending.decode("utf-8", "replace"))
                     self._pending.clear()
             else:
                 self._pending.append(byte)

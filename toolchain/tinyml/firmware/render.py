@@ -27,7 +27,7 @@ from tinyml.core.errors import InputError
 from tinyml.core.files import check_not_input, check_output_folder
 from tinyml.core.resources import templates_dir
 from tinyml.firmware import protocol
-from tinyml.firmware.apps import DEFAULT_APP, MANIFEST_FILE, AppSpec, app_sensors, load_app
+from tinyml.firmware.apps import DEFAULT_APP, MANIFEST_FILE, AppSpec, app_sensors, check_labels, load_app
 from tinyml.firmware.boards import BoardProfile, get_board
 from tinyml.firmware.codegen import jinja_environment
 from tinyml.firmware.convert import ModelData, generate_model_data
@@ -94,6 +94,7 @@ def generate_project_files(
 
     app_spec = load_app(app)
     sensors = app_sensors(board, app_spec)
+    check_labels(app_spec, labels)
     model_data = generate_model_data(model_bytes, name=MODEL_NAME, labels=labels)
     log.info("inspecting the model for %s", board.id)
     report = inspect_model(model_bytes, board)

@@ -22,12 +22,15 @@ StageListener = Callable[[str, str], None]
 
 
 def lab_argument_parser(module: str, description: str, *, default_out: str, default_epochs: int, default_board: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+    from tinyml.cli import OneLineErrorParser
+    from tinyml.cli.options import positive_int
+
+    parser = OneLineErrorParser(prog=f"python -m {module}", description=description)
     parser.add_argument("--out", default=default_out, help=f"output folder (default: {default_out})")
     parser.add_argument("--board", default=default_board, help=f"board profile id (default: {default_board}; see `tinyml boards`)")
     parser.add_argument("--port", default="virtual", help="serial port of a flashed board, or 'virtual' (default) for the virtual board")
-    parser.add_argument("--epochs", type=int, default=default_epochs, help=f"training epochs (default: {default_epochs})")
-    parser.add_argument("--limit", type=int, default=None, help="validate on at most this many test samples (default: all)")
+    parser.add_argument("--epochs", type=positive_int, default=default_epochs, help=f"training epochs (default: {default_epochs})")
+    parser.add_argument("--limit", type=positive_int, default=None, help="validate on at most this many test samples (default: all)")
     parser.add_argument("--force", action="store_true", help="write into --out even if it holds other files")
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logs and tracebacks")
     return parser
@@ -37,6 +40,9 @@ def lab_main(
     argv: Sequence[str] | None, run_lab: Callable[..., Any], *, module: str, description: str, default_out: str, default_epochs: int, default_board: str
 ) -> int:
     """A lab's `main`: parse its options, run `run_lab` with them (run_gesture_lab, run_kws_lab, ...), return the exit code."""
+    from tinyml.cli.console import replace_unencodable_output
+
+    replace_unencodable_output()
     args = lab_argument_parser(module, description, default_out=default_out, default_epochs=default_epochs, default_board=default_board).parse_args(argv)
     return run_lab_command(
         args,

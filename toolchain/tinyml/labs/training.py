@@ -7,13 +7,13 @@ Optimization (quantization-aware training, pruning) works only on tf_keras model
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from tinyml.core.data import Dataset
+from tinyml.model.tensorflow_import import import_tensorflow
 
 log = logging.getLogger("tinyml.labs")
 
@@ -22,7 +22,7 @@ Progress = Callable[[int, int], None]
 
 def keras() -> Any:
     """The tf_keras module, with TensorFlow's start-up chatter turned down."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import_tensorflow()
     import tf_keras
 
     return tf_keras
@@ -30,8 +30,7 @@ def keras() -> Any:
 
 def seed_everything(seed: int) -> None:
     """Python, numpy and TensorFlow seeds, and deterministic TF ops: the same seed, the same model."""
-    import tensorflow as tf
-
+    tf = import_tensorflow()
     keras().utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 

@@ -9,14 +9,19 @@ stage, the optimize stage and validation's float accuracy all load models throug
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
 from typing import Any
 
 from tinyml.core.errors import InputError, first_line
+from tinyml.model.tensorflow_import import import_tensorflow
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 FLAVOURS = ("keras", "tf_keras")
 _MAGIC = {".keras": b"PK", ".h5": b"\x89HDF", ".hdf5": b"\x89HDF"}
+# How Keras 3 ("Could not locate class 'X'") and tf_keras ("Unknown layer: 'X'") name a class
+# that the file uses and that no one registered; the message may sit deep in the exception chain.
+_UNREGISTERED = re.compile(r"Could not locate (?:class|function) '([^']+)'|Unknown [a-z ]+: '?([\w.>]+)'?")
 
 
 def load_keras_file(path: str | Path) -> tuple[Any, str]:
@@ -31,6 +36,7 @@ def load_keras_file(path: str | Path) -> tuple[Any, str]:
         if suffix == ".keras":
             raise InputError(f"{path} is not a Keras model file (a .keras file is a zip archive)", "save the model with model.save('model.keras')")
         raise InputError(f"{path} is not an HDF5 file", "save the model with model.save('model.h5') or model.save('model.keras')")
+    import_tensorflow()  # Keras and tf_keras load TensorFlow: with its start-up chatter kept from the user
     errors = []
     for flavour in FLAVOURS:
         try:
@@ -41,7 +47,27 @@ def load_keras_file(path: str | Path) -> tuple[Any, str]:
                     f"{path} has a Lambda layer with Python code, which Keras refuses to load from a file (it could run any code)",
                     "replace the Lambda layer with built-in layers, or pass the live model to tinyml.quantize_model() from Python",
                 ) from exc
+            custom = _unregistered_class(exc)
+            if custom is not None:
+                raise InputError(
+                    f"{path} uses the custom class '{custom}', which Keras cannot find: it is not registered",
+                    f"decorate {custom} with @keras.saving.register_keras_serializable() and import its module before loading; "
+                    f"or load the model with keras.models.load_model(path, custom_objects={{'{custom}': {custom}}}) and pass it to tinyml.quantize_model()",
+                ) from exc
             errors.append(f"{flavour}: {first_line(exc)}")
             continue
         return model, flavour
     raise InputError(f"{path} could not be read as a Keras model ({'; '.join(errors)})", "re-save the trained model with model.save('model.keras')")
+
+
+def _unregistered_class(exc: BaseException) -> str | None:
+    """The name of the custom class or function `exc` says is unknown, or None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        match = _UNREGISTERED.search(str(current))
+        if match:
+            return (match.group(1) or match.group(2)).split(">")[-1]
+        current = current.__cause__ or current.__context__
+    return None

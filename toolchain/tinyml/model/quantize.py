@@ -31,11 +31,13 @@ from typing import Any
 import numpy as np
 
 from tinyml.model import ops
-from tinyml.core.data import Dataset
+from tinyml.core.data import Dataset, check_class_labels, check_finite, class_count
 from tinyml.core.errors import InputError, ModelError, first_line
 from tinyml.core.files import atomic_write_bytes, check_can_write
 from tinyml.model.keras import KERAS_SUFFIXES, load_keras_file
+from tinyml.model.converter_process import SAVED_MODEL_DIR, ConverterChild
 from tinyml.model.modelfile import ModelFacts, TensorFacts, read_model
+from tinyml.model.tensorflow_import import import_tensorflow
 from tinyml.model.quantization import dequantize, predicted_classes, quantize_input
 
 log = logging.getLogger("tinyml.quantize")
@@ -119,8 +121,18 @@ class _FloatModel:
         self.input_shape = input_shape  # without the batch axis; None where dynamic
         self.input_dtype = input_dtype
 
+    def output_units(self) -> int | None:
+        """Elements of the output's last axis, None where the model does not say."""
+        if self.kind == "saved_model":
+            outputs = self.obj[0].structured_outputs
+            specs = list(outputs.values()) if isinstance(outputs, dict) else [outputs]
+        else:
+            specs = list(getattr(self.obj, "outputs", None) or [])
+        shape = _dims(specs[0].shape) if len(specs) == 1 and hasattr(specs[0], "shape") else ()
+        return shape[-1] if shape else None
+
     def predict(self, x: np.ndarray) -> np.ndarray:
-        import tensorflow as tf
+        tf = import_tensorflow()
 
         parts = []
         for start in range(0, len(x), PREDICT_BATCH):
@@ -136,7 +148,7 @@ class _FloatModel:
 
     def export(self, directory: str, batch_shape: tuple[int, ...]) -> None:
         """Write a SavedModel whose one signature takes exactly `batch_shape` (batch 1)."""
-        import tensorflow as tf
+        tf = import_tensorflow()
 
         spec = tf.TensorSpec(batch_shape, tf.float32, name="input")
         if self.kind == "keras":
@@ -218,7 +230,7 @@ def _load_path(path: Path) -> _FloatModel:
 
 
 def _load_saved_model(path: Path) -> _FloatModel:
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     try:
         loaded = tf.saved_model.load(str(path))
@@ -241,6 +253,44 @@ def load_float_model(model: Any) -> _FloatModel:
     if isinstance(model, (str, Path)):
         return _load_path(Path(model))
     return _from_object(model)
+
+
+# Recurrent layers that run a loop over time (a While op): TFLM has no int8 kernel for that
+# loop, and TensorFlow's converter crashes (SIGSEGV) on it with full-integer quantization.
+RECURRENT_LAYERS = frozenset({"LSTM", "GRU", "SimpleRNN", "RNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"})
+
+
+def check_layers(model: _FloatModel) -> None:
+    """ModelError for a layer TFLM int8 cannot take, naming it and what to use instead.
+
+    A SavedModel has no layers to look at; the converter's child process still contains a crash.
+    """
+    if model.kind == "saved_model":
+        return
+    for layer in _all_layers(model.obj):
+        kind = type(layer).__name__
+        if kind in RECURRENT_LAYERS and not getattr(layer, "unroll", False):
+            unroll = f"build it with {kind}(..., unroll=True) for fixed-length windows (the loop becomes FULLY_CONNECTED, ADD, MUL, LOGISTIC and TANH, all int8 in TFLM)"
+            if kind.startswith("ConvLSTM") or kind == "RNN":
+                unroll = "unroll it over the fixed-length window"
+            raise ModelError(
+                f"{model.name} has the recurrent layer '{layer.name}' ({kind}): its loop over time has no int8 kernel in TFLM, and TensorFlow's converter crashes on it",
+                f"{unroll}, or replace it with Conv1D layers over the time axis and GlobalAveragePooling1D",
+            )
+
+
+def _all_layers(layer: Any) -> list[Any]:
+    """`layer` and every layer inside it: nested models, and the layers wrappers such as Bidirectional hold."""
+    found, todo, seen = [], [layer], set()
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        found.append(current)
+        todo.extend(getattr(current, "layers", None) or [])
+        todo.extend(inner for inner in (getattr(current, name, None) for name in ("layer", "forward_layer", "backward_layer")) if inner is not None)
+    return found[1:]
 
 
 # ---------------------------------------------------------------- data checks
@@ -287,8 +337,7 @@ def _check_samples(x: np.ndarray, what: str, shape: tuple[int, ...] | None, mini
             f"give {RECOMMENDED_CALIBRATION_SAMPLES} to {MAX_CALIBRATION_SAMPLES} representative training samples",
         )
     x = x.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(x)):
-        raise InputError(f"{what} contains NaN or infinite values", "clean the data (the model was trained on finite values)")
+    check_finite(x, what)
     return x
 
 
@@ -303,9 +352,13 @@ def _calibration_subset(x: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- conversion and verification
 
 
-def _convert(saved_model_dir: str, calibration: np.ndarray | None) -> bytes:
-    """TFLite bytes: float32 when `calibration` is None, else full-integer int8."""
-    import tensorflow as tf
+def convert_saved_model(saved_model_dir: str, calibration: np.ndarray | None) -> bytes:
+    """TFLite bytes: float32 when `calibration` is None, else full-integer int8.
+
+    Runs in the converter's child process (tinyml.model.converter_process), where a crash of
+    TensorFlow's converter cannot end the command.
+    """
+    tf = import_tensorflow()
 
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
     if calibration is not None:
@@ -404,14 +457,22 @@ def quantize_model(
 ) -> QuantizeResult:
     """Convert `model` to a verified full-integer int8 `.tflite`; write it to `out` if given.
 
-    `progress(done, total)` follows the evaluation, the one long loop.
+    `progress(done, total)` follows the evaluation, the one long loop. The conversion runs in
+    a child process (tinyml.model.converter_process), started here so that it loads
+    TensorFlow while this process loads the model.
     """
     out_path = Path(out) if out is not None else None
     if out_path is not None:
         check_can_write(out_path, force, inputs=[model] if isinstance(model, (str, Path)) else [])
+    with ConverterChild() as converter:
+        return _quantize_model(converter, model, calibration, eval_data, out_path, progress)
+
+
+def _quantize_model(converter: ConverterChild, model: Any, calibration: Dataset | np.ndarray, eval_data: Dataset | np.ndarray | None, out_path: Path | None, progress: Progress | None) -> QuantizeResult:
     float_model = load_float_model(model)
     if not float_model.input_dtype.startswith("float"):
         raise ModelError(f"{float_model.name} takes {float_model.input_dtype} input", "tinyml quantizes models with float inputs; scale the data inside the model instead")
+    check_layers(float_model)
 
     calibration_set = _as_dataset(calibration, "the calibration data")
     shape = _resolve_input_shape(float_model, calibration_set.x)
@@ -419,21 +480,26 @@ def quantize_model(
     if len(x_cal) < RECOMMENDED_CALIBRATION_SAMPLES:
         log.warning("only %d calibration samples; %d or more give steadier int8 ranges", len(x_cal), RECOMMENDED_CALIBRATION_SAMPLES)
     eval_set = None
+    units = None
     if eval_data is not None:
         eval_set = _as_dataset(eval_data, "the evaluation data")
-        eval_set = Dataset(_check_samples(eval_set.x, "the evaluation data", shape, 1), eval_set.y)
+        eval_set = Dataset(_check_samples(eval_set.x, "the evaluation data", shape, 1), eval_set.y, eval_set.one_hot_width)
+        units = float_model.output_units()
+        if units is not None:
+            check_class_labels(eval_set, class_count(units), "evaluation")
 
     log.info("converting %s to full-integer int8 with %d calibration samples (input %s, batch 1)", float_model.name, len(x_cal), shape)
     with tempfile.TemporaryDirectory(prefix="tinyml-quantize-") as directory:
-        float_model.export(directory, (1, *shape))
-        float_bytes = _convert(directory, None)
-        tflite_bytes = _convert(directory, x_cal)
+        float_model.export(str(Path(directory) / SAVED_MODEL_DIR), (1, *shape))
+        float_bytes, tflite_bytes = converter.convert(Path(directory), x_cal)
     facts = read_model(tflite_bytes)
     verify_full_int8(facts)
     log.info("int8 model: %d bytes (float %d bytes), ops %s", len(tflite_bytes), len(float_bytes), ", ".join(facts.op_names))
 
     scores: dict[str, Any] = {}
     if eval_set is not None:
+        if units is None:  # a model that did not say its output width: the converted one does
+            check_class_labels(eval_set, class_count(facts.outputs[0].element_count), "evaluation")
         log.info("evaluating the float and int8 models on %d samples", len(eval_set))
         scores = _evaluate(float_model, tflite_bytes, facts, eval_set, progress)
     if out_path is not None:

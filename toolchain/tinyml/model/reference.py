@@ -23,30 +23,28 @@ Imports TensorFlow (about 4 s), so only the stages that compare against the host
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from tinyml.core.errors import ModelError
 from tinyml.model.modelfile import read_model
+from tinyml.model.tensorflow_import import import_tensorflow
 
 
 class ReferenceInterpreter:
     """TFLite without XNNPACK; `invoke` takes and returns raw (int8) tensors of input/output 0."""
 
     def __init__(self, model_bytes: bytes) -> None:
-        import tensorflow as tf
+        tf = import_tensorflow()
 
         self.model_bytes = bytes(model_bytes)
         self.facts = read_model(self.model_bytes)
         try:
-            with warnings.catch_warnings():
-                # tf.lite.Interpreter warns that it moves to ai_edge_litert; its kernels are what we want.
-                warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated", category=UserWarning)
-                self._interpreter = tf.lite.Interpreter(
-                    model_content=self.model_bytes,
-                    experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-                )
+            # tf.lite.Interpreter's warning that it moves to ai_edge_litert is silenced in import_tensorflow:
+            # its kernels are the reference we want.
+            self._interpreter = tf.lite.Interpreter(
+                model_content=self.model_bytes,
+                experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            )
             self._interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as exc:
             raise ModelError(f"the TFLite interpreter could not load the model: {exc}", "re-create the model with `tinyml quantize`") from exc

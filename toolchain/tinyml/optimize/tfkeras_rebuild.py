@@ -16,6 +16,7 @@ from functools import cache
 from typing import Any
 
 from tinyml.core.errors import InputError, ModelError, ToolError
+from tinyml.model.tensorflow_import import import_tensorflow
 
 log = logging.getLogger("tinyml.optimize")
 
@@ -28,6 +29,7 @@ _IGNORED_KEYS = {"quantization_config", "lora_rank", "lora_alpha", "synchronized
 @cache
 def tf_keras_module():
     """`tf_keras`, or the one-line install instruction when it (or TFMOT) is missing."""
+    import_tensorflow()
     try:
         import tensorflow_model_optimization  # noqa: F401  # imported here so a missing TFMOT is found up front
         import tf_keras

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyml.core.data import Dataset
+from tinyml.core.data import Dataset, check_class_labels, class_count
 from tinyml.core.errors import InputError, ModelError
 from tinyml.model.keras import KERAS_SUFFIXES, load_keras_file
 from tinyml.optimize.tfkeras_rebuild import to_tf_keras, tf_keras_module
@@ -204,17 +204,7 @@ def check_dataset(model: Any, data: Dataset, role: str) -> None:
             f"the {role} samples have shape {got}, the model expects {tuple(e if e is not None else 'any' for e in expected)}",
             "give data made the same way as the model's training data",
         )
-    classes = _class_count(model)
-    if data.y.min() < 0 or data.y.max() >= classes:
-        raise InputError(
-            f"the {role} labels run from {int(data.y.min())} to {int(data.y.max())}, the model has {classes} outputs",
-            f"use class indices 0..{classes - 1}",
-        )
-
-
-def _class_count(model: Any) -> int:
-    units = int(model.outputs[0].shape[-1])
-    return 2 if units == 1 else units
+    check_class_labels(data, class_count(int(model.outputs[0].shape[-1])), role)
 
 
 def _outputs_are_probabilities(model: Any, x: np.ndarray) -> bool:

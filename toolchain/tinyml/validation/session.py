@@ -48,8 +48,9 @@ class SessionResult:
 class SampleLog:
     """samples.jsonl: a header line, then one line per sample, appended and flushed as they come."""
 
-    def __init__(self, path: Path, header: dict, *, resume: bool, force: bool) -> None:
+    def __init__(self, path: Path, header: dict, *, resume: bool, force: bool, output_elements: int) -> None:
         self.path = path
+        self.output_elements = output_elements
         self.records: dict[int, dict] = {}
         if path.exists():
             if resume:
@@ -65,23 +66,43 @@ class SampleLog:
             raise write_error(exc, path) from exc
 
     def _load(self, header: dict) -> None:
-        lines = self.path.read_text(encoding="utf-8").splitlines()
         try:
-            first = json.loads(lines[0]) if lines else {}
-        except json.JSONDecodeError:
-            first = {}
+            lines = self.path.read_bytes().decode("utf-8").split("\n")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{self.path} is not UTF-8 text, so not a sample log this tool wrote", "pass --force to start over") from exc
+        while lines and not lines[-1].strip():
+            lines.pop()
+        first = _json_object(lines[0]) if lines else None
+        if first is None or first.get("kind") != "header":
+            raise InputError(f"{self.path} line 1 is not the header of a sample log", "pass --force to start over")
         for key in ("model_hash", "data_sha256"):
             if first.get(key) != header[key]:
                 raise InputError(f"{self.path} is from a run with another {key.replace('_', ' ')} ({first.get(key)}, now {header[key]})", "use another --report folder, or --force to start over")
-        for line in lines[1:]:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
+        for number, line in enumerate(lines[1:], start=2):
+            record = _json_object(line)
+            if record is None and number == len(lines):
                 continue  # the line a crash cut short: that sample is simply done again
-            self.records[int(record["index"])] = record
+            problem = "it is not a JSON object" if record is None else self._record_problem(record)
+            if problem:
+                raise InputError(f"{self.path} line {number} is not a sample record: {problem}", f"delete line {number} (that sample is run again), or pass --force to start over")
+            self.records[record["index"]] = record
         # Rewrite without a torn last line, so appending continues a clean file.
         kept = [lines[0]] + [json.dumps(self.records[i]) for i in sorted(self.records)]
         self.path.write_text("\n".join(kept) + "\n", encoding="utf-8")
+
+    def _record_problem(self, record: dict) -> str | None:
+        """What is wrong with a record read back from the log, None if it is one this tool writes."""
+        index = record.get("index")
+        if not _is_int(index) or index < 0:
+            return f"'index' is {index!r}, not a sample number"
+        for key in ("device", "reference", "tflm"):
+            values = record.get(key)
+            if not isinstance(values, list) or len(values) != self.output_elements or not all(_is_int(v) for v in values):
+                return f"'{key}' is not a list of {self.output_elements} integers"
+        for key in ("latency_us", "round_trip_ms"):
+            if not isinstance(record.get(key), (int, float)) or isinstance(record.get(key), bool):
+                return f"'{key}' is not a number"
+        return None
 
     def append(self, record: dict) -> None:
         self.records[record["index"]] = record
@@ -93,6 +114,18 @@ class SampleLog:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _json_object(line: str) -> dict | None:
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def data_fingerprint(x: np.ndarray, y: np.ndarray | None) -> str:
@@ -134,7 +167,7 @@ def run_session(
         # Only now, with the right board, does the run touch the report folder.
         if report_dir is not None:
             header = {"model_hash": facts.short_hash, "data_sha256": data_sha256, "port": port}
-            sample_log = SampleLog(report_dir / SAMPLES_FILE, header, resume=resume, force=force)
+            sample_log = SampleLog(report_dir / SAMPLES_FILE, header, resume=resume, force=force, output_elements=spec_out.element_count)
         records: dict[int, dict] = dict(sample_log.records) if sample_log else {}
         resumed = sum(1 for i in records if i < total)
         todo = [i for i in range(total) if i not in records]
@@ -160,7 +193,9 @@ def run_session(
         if sample_log:
             sample_log.close()
     # The link's counters after close: switching the board back to human mode is part of the run.
-    return SessionResult(info, [records[i] for i in range(total)], resumed, link.stats.to_dict())
+    # Labels come from the data set (its fingerprint matched the log's), not from the log's lines.
+    labels = [None if dataset.y is None else int(dataset.y[i]) for i in range(total)]
+    return SessionResult(info, [{**records[i], "label": labels[i]} for i in range(total)], resumed, link.stats.to_dict())
 
 
 def _run_sample(link: Any, reference: Any, tflm: Any, sample: np.ndarray, output_dtype: str) -> dict:

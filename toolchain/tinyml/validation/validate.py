@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from tinyml.core.data import Dataset, load_dataset
+from tinyml.core.data import Dataset, check_class_labels, check_finite, class_count, load_dataset
 from tinyml.core.errors import InputError
 from tinyml.core.files import check_not_input, check_output_folder
-from tinyml.model.keras import load_keras_file
 from tinyml.model.modelfile import TensorFacts, read_model, read_model_bytes
-from tinyml.model.quantization import dequantize, predicted_classes, quantize_input
+from tinyml.model.quantization import quantize_input
+from tinyml.validation.float_model import FloatModel
 from tinyml.validation.report import ValidationReport, build_report
 from tinyml.validation.session import SAMPLES_FILE, data_fingerprint, run_session
 
@@ -58,7 +58,9 @@ def validate_device(
     dataset = dataset.take(limit)
     if len(dataset) == 0:
         raise InputError("the data set has no samples", "give a .npz with at least one sample in 'x'")
+    check_class_labels(dataset, class_count(facts.outputs[0].element_count), "validation")
     x_q = prepare_inputs(dataset.x, facts.inputs[0])
+    float_reference = FloatModel(float_model, facts.inputs[0], facts.outputs[0]) if float_model is not None and dataset.y is not None else None
     directory = Path(report_dir) if report_dir is not None else None
     if directory is not None:
         _check_report_dir(directory, resume, force, [model if not isinstance(model, bytes) else None, data if not isinstance(data, Dataset) else None, float_model])
@@ -77,7 +79,12 @@ def validate_device(
         progress=progress,
         link_options=link_options,
     )
-    float_top1 = _float_predictions(float_model, dataset.x, facts.inputs[0]) if float_model is not None and dataset.y is not None else None
+    float_top1, late_error = None, None
+    if float_reference is not None:
+        try:
+            float_top1 = float_reference.top1(dataset.x)
+        except Exception as exc:  # noqa: BLE001 - the run's results are written first, then it is raised
+            late_error = exc
     report = build_report(port, model, facts, session.info, session.records, float_top1, session.link_stats, min_exact, min_agreement)
     report.resumed_samples = session.resumed
     if directory is not None:
@@ -85,6 +92,8 @@ def validate_device(
 
         report.report_dir = str(directory)
         write_report(report, session.records, directory)
+    if late_error is not None:
+        raise late_error
     report.raise_for_thresholds()
     return report
 
@@ -128,6 +137,7 @@ def prepare_inputs(x: np.ndarray, spec: TensorFacts) -> np.ndarray:
     if per_sample != spec.element_count:
         raise InputError(f"each sample has {per_sample} values (shape {x.shape[1:]}), the model's input {spec.shape} needs {spec.element_count}", "give samples shaped like the model's input")
     x = x.reshape(x.shape[0], -1)
+    check_finite(x, "the validation data")
     if x.dtype == np.dtype(spec.dtype):
         return x
     if spec.dtype != "int8":
@@ -137,28 +147,3 @@ def prepare_inputs(x: np.ndarray, spec: TensorFacts) -> np.ndarray:
     if spec.scale == 0.0:
         raise InputError("the model's int8 input has no quantization scale", "quantize the model with `tinyml quantize`")
     return quantize_input(x, spec)
-
-
-def _float_predictions(float_model: str | Path, x: np.ndarray, input_spec: TensorFacts) -> np.ndarray:
-    """Top-1 of the float model (Keras file or float .tflite) on the float samples."""
-    path = Path(float_model)
-    if not path.exists():
-        raise InputError(f"float model {path} does not exist", "give the trained Keras model (.keras/.h5) or a float .tflite")
-    if x.dtype == np.int8 or x.dtype == np.uint8:
-        x = dequantize(x, input_spec, np.float64).astype(np.float32)
-    x = x.astype(np.float32)
-    if path.suffix == ".tflite":
-        import tensorflow as tf
-
-        interpreter = tf.lite.Interpreter(model_path=str(path))
-        interpreter.allocate_tensors()
-        detail_in, detail_out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-        outputs = []
-        for sample in x:
-            interpreter.set_tensor(detail_in["index"], sample.reshape(detail_in["shape"]).astype(detail_in["dtype"]))
-            interpreter.invoke()
-            outputs.append(interpreter.get_tensor(detail_out["index"]).reshape(-1))
-        return predicted_classes(np.asarray(outputs))
-    model, _flavour = load_keras_file(path)
-    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-    return predicted_classes(model.predict(x.reshape((len(x), *shape)), verbose=0))
