@@ -213,3 +213,16 @@ def test_boards_command_does_not_import_tensorflow() -> None:
     imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stdout.splitlines() if line.startswith("import time:")}
     assert "tinyml" in imported
     assert not imported & {"tensorflow", "keras", "tf_keras", "numpy"}
+
+
+def test_a_board_whose_firmware_does_not_link_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    profile = VALID.replace("links = true\n", 'links = false\nwhy_not = "undefined reference to DebugLog"\n')
+    profile = re.sub(r"(?m)^(text|data|bss)_bytes = .*\n", "", profile)
+    (tmp_path / "unlinked.toml").write_text(profile)
+    monkeypatch.setenv("TINYML_BOARDS_DIR", str(tmp_path))
+    board = get_board("unlinked")
+    assert board.firmware_problem == "its firmware does not link (undefined reference to DebugLog)"
+    with pytest.raises(ModelError, match="board unlinked cannot run tinyml firmware: its firmware does not link"):
+        board.check_firmware()
+    shown = run([TINYML, "boards", "show", "unlinked"])
+    assert "firmware: cannot be built: its firmware does not link" in " ".join(shown.stdout.split())
