@@ -23,6 +23,15 @@ def add_fine_tuning(parser: argparse.ArgumentParser, *, epochs_note: str = "") -
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, metavar="B", help=f"fine-tuning batch size (default {BATCH_SIZE})")
 
 
+def add_board(parser: argparse.ArgumentParser) -> None:
+    """--board: quantize for that board's TFLM library (tinyml.firmware.boards.quantize_options)."""
+    parser.add_argument(
+        "--board",
+        metavar="ID",
+        help="quantize for this board's TFLM library (e.g. per-tensor Dense weights where it lacks per-channel FULLY_CONNECTED)",
+    )
+
+
 def quiet_tensorflow(args: argparse.Namespace) -> None:
     """TensorFlow's C++ start-up chatter is not for this audience; --verbose keeps it."""
     if not args.verbose:

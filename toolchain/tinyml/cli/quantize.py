@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tinyml.cli.options import quiet_tensorflow
+from tinyml.cli.options import add_board, quiet_tensorflow
 
 
 def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
@@ -14,11 +14,7 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     parser.add_argument("model", metavar="MODEL", help="trained Keras model: .keras, legacy .h5, or a SavedModel folder")
     parser.add_argument("--calibration", required=True, metavar="DATA", help="representative samples, .npz (x, optional y) or .npy; 100-500 is plenty")
     parser.add_argument("--eval", metavar="DATA", help=".npz with x and y: float and int8 accuracy on the same samples")
-    parser.add_argument(
-        "--board",
-        metavar="ID",
-        help="quantize for this board's TFLM library (e.g. per-tensor Dense weights where it lacks per-channel FULLY_CONNECTED); with --eval, both are measured",
-    )
+    add_board(parser)
     parser.add_argument("--out", metavar="FILE", help="output .tflite (default: MODEL's name with _int8.tflite, next to it)")
     parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
