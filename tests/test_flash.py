@@ -205,7 +205,7 @@ FAILURES = [
     ("Looking for upload port...\nserial.serialutil.SerialException: [Errno 13] could not open port /dev/ttyACM0: [Errno 13] Permission denied: '/dev/ttyACM0'", DeviceError, "permission denied"),
     ("Forcing reset using 1200bps open/close on port /dev/ttyACM0\nserial.serialutil.SerialException: [Errno 16] could not open port /dev/ttyACM0: [Errno 16] Device or resource busy", DeviceError, "busy"),
     ("Compiling .pio/build/x/src/main.cpp.o\nsrc/main.cpp:12:3: error: 'foo' was not declared in this scope\n*** [.pio/build/x/src/main.cpp.o] Error 1", ToolError, "did not build: src/main.cpp:12:3: error: 'foo'"),
-    ("Platform Manager: Installing platformio/nordicnrf52 @ 10.6.0\nHTTPClientError: ", ToolError, "could not"),
+    ("Platform Manager: Installing platformio/nordicnrf52 @ 9.5.0\nHTTPClientError: ", ToolError, "could not"),
     ("Library Manager: Installing git+https://github.com/x/y.git\nfatal: unable to access 'https://github.com/x/y.git/': Could not resolve host: github.com", ToolError, "could not"),
 ]
 

@@ -32,8 +32,8 @@ USER_BOARDS_ENV = "TINYML_BOARDS_DIR"
 
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_OP_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
-_DEFINE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_OP_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")  # a builtin op as the schema names it
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # a C macro or a custom op
 
 
 @dataclass(frozen=True)
@@ -159,11 +159,11 @@ class _Reader:
             raise self.fail(key, f"has the wrong form: {value!r}")
         return value
 
-    def names(self, table: dict, key: str, pattern: re.Pattern[str], default: Any = ...) -> tuple[str, ...]:
+    def names(self, table: dict, key: str, pattern: re.Pattern[str], example: str, default: Any = ...) -> tuple[str, ...]:
         value = self.get(table, key, list, default)
         for item in value:
             if not isinstance(item, str) or not pattern.match(item):
-                raise self.fail(key, f"must list names like {'CONV_2D' if pattern is _OP_RE else 'ARDUINO_ARDUINO_NANO33BLE'}, not {item!r}")
+                raise self.fail(key, f"must list names like {example}, not {item!r}")
         return tuple(value)
 
     def library(self, data: dict) -> LibraryFacts:
@@ -184,7 +184,7 @@ class _Reader:
         lib_deps = self.text(data, "lib_deps")
         if not lib_deps.endswith(("#" + commit, "@" + str(data.get("version")))):
             raise self.fail("lib_deps", f"must pin the library's commit (url#{commit}) or version (name@{data.get('version')})")
-        ops = self.names(data, "ops", _OP_RE)
+        ops = self.names(data, "ops", _OP_RE, "CONV_2D")
         if not ops:
             raise self.fail("ops", "must list the builtin ops the library registers")
         return LibraryFacts(
@@ -196,10 +196,10 @@ class _Reader:
             tflm_date=self.text(data, "tflm_date", _DATE_RE),
             lib_deps=lib_deps,
             header=self.text(data, "header", re.compile(r"^[\w./-]+\.h$")),
-            board_defines=self.names(data, "board_defines", _DEFINE_RE),
+            board_defines=self.names(data, "board_defines", _NAME_RE, "ARDUINO_ARDUINO_NANO33BLE"),
             per_channel_fully_connected=self.get(data, "per_channel_fully_connected", bool),
             ops=frozenset(ops),
-            custom_ops=tuple(self.get(data, "custom_ops", list, [])),
+            custom_ops=self.names(data, "custom_ops", _NAME_RE, "CIRCULAR_BUFFER", default=[]),
             differences=self.differences(self.get(data, "differences", list, [])),
             source=self.path,
         )
