@@ -92,3 +92,11 @@ def int8_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     directory = tmp_path_factory.mktemp("int8_models")
     return {kind: write_int8_model(kind, directory) for kind in INPUT_SHAPES}
+
+
+@pytest.fixture(scope="session")
+def per_channel_dense_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The dense zoo model with the converter's default per-channel Dense weights, which the boards' TFLM libraries compute wrongly."""
+    from modelzoo import write_int8_model
+
+    return write_int8_model("dense", tmp_path_factory.mktemp("per_channel_models"), per_channel_dense=True)

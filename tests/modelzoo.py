@@ -53,11 +53,16 @@ def sample_inputs(kind: str, count: int, seed: int = 1) -> np.ndarray:
     return rng.uniform(-1.0, 1.0, size=(count, *INPUT_SHAPES[kind])).astype(np.float32)
 
 
-def convert_int8(model, calibration: np.ndarray) -> bytes:
-    """Full-integer int8 with int8 input and output, via the plain TFLite converter."""
+def convert_int8(model, calibration: np.ndarray, per_channel_dense: bool = False) -> bytes:
+    """Full-integer int8 with int8 input and output, via the plain TFLite converter.
+
+    Dense weights per tensor by default: the boards' TFLM libraries compute per-channel
+    FULLY_CONNECTED wrongly, so render refuses such models.
+    """
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter._experimental_disable_per_channel_quantization_for_dense_layers = not per_channel_dense
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([calibration[i : i + 1]] for i in range(len(calibration)))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -66,10 +71,10 @@ def convert_int8(model, calibration: np.ndarray) -> bytes:
     return converter.convert()
 
 
-def write_int8_model(kind: str, directory: Path, n_classes: int = 4) -> Path:
+def write_int8_model(kind: str, directory: Path, n_classes: int = 4, per_channel_dense: bool = False) -> Path:
     """Build, convert and save one model of `kind`; returns the `.tflite` path."""
-    path = Path(directory) / f"{kind}_int8.tflite"
+    path = Path(directory) / f"{kind}_int8{'_per_channel_dense' if per_channel_dense else ''}.tflite"
     if not path.exists():
         model = build_keras_model(kind, n_classes)
-        path.write_bytes(convert_int8(model, sample_inputs(kind, 64)))
+        path.write_bytes(convert_int8(model, sample_inputs(kind, 64), per_channel_dense))
     return path

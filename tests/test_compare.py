@@ -41,6 +41,7 @@ def eval_data() -> Dataset:
 def compared(tmp_path_factory: pytest.TempPathFactory, eval_data: Dataset) -> tuple[CompareReport, Path]:
     import keras
 
+    from tinyml.firmware.boards import quantize_options
     from tinyml.optimize.compare import compare_variants
 
     train = _classification_data(256, 0)
@@ -49,7 +50,9 @@ def compared(tmp_path_factory: pytest.TempPathFactory, eval_data: Dataset) -> tu
     model.compile("adam", "sparse_categorical_crossentropy")
     model.fit(train.x, train.y, epochs=8, verbose=0)
     out = tmp_path_factory.mktemp("compare")
-    report = compare_variants(model, train, eval_data, variants=VARIANTS, sparsity=SPARSITY, clusters=CLUSTERS, epochs=2, out_dir=out)
+    # Quantized for the board the variants are rendered for below (per-tensor Dense weights).
+    options = quantize_options("nano33ble")
+    report = compare_variants(model, train, eval_data, variants=VARIANTS, sparsity=SPARSITY, clusters=CLUSTERS, epochs=2, out_dir=out, **options)
     return report, out
 
 
@@ -92,6 +95,7 @@ def test_qat_is_full_int8_and_agrees_with_the_tflm_runtime(compared, eval_data: 
     from tinyml.model.tflm import TflmRunner
 
     report, _ = compared
+    assert report.settings["dense_weights"] == "per-tensor"
     model_bytes = report.tflite[variant]
     assert read_model(model_bytes).is_full_int8
     reference, runtime = ReferenceInterpreter(model_bytes), TflmRunner(model_bytes)
@@ -115,6 +119,7 @@ def test_every_variant_renders_and_validates_exactly_on_the_virtual_board(compar
     from tinyml.device.virtual_board import VirtualBoard
 
     report, _ = compared
+    assert report.settings["dense_weights"] == "per-tensor"
     model_bytes = report.tflite[variant]
     labels = ["a", "b", "c", "d"]
     project = render_project("nano33ble", model_bytes, tmp_path / "project", labels=labels)
@@ -206,10 +211,11 @@ def test_cli_compare_prints_the_table_and_writes_the_report(tmp_path: Path, caps
     model.save(tmp_path / "m.keras")
     np.savez(tmp_path / "train.npz", x=train.x, y=train.y)
     np.savez(tmp_path / "test.npz", x=test.x, y=test.y)
-    arguments = ["compare", str(tmp_path / "m.keras"), "--train", str(tmp_path / "train.npz"), "--eval", str(tmp_path / "test.npz"), "--variants", "float", "ptq"]
+    arguments = ["compare", str(tmp_path / "m.keras"), "--train", str(tmp_path / "train.npz"), "--eval", str(tmp_path / "test.npz"), "--variants", "float", "ptq", "--board", "nano33ble"]
     assert main(arguments) == 0
     out = capsys.readouterr().out
     assert "float baseline" in out and "not smaller as a plain .tflite" in out
-    assert json.loads((tmp_path / "m_compare" / "compare.json").read_text())["settings"]["variants"] == ["float", "ptq"]
+    settings = json.loads((tmp_path / "m_compare" / "compare.json").read_text())["settings"]
+    assert settings["variants"] == ["float", "ptq"] and settings["dense_weights"] == "per-tensor"
     assert main(arguments) == 2  # the report is the user's now: no overwrite without --force
     assert "already exists" in capsys.readouterr().err

@@ -11,7 +11,7 @@ import pytest
 
 from tinyml.core.data import Dataset
 from tinyml.deploy import STATE_FILE, deploy
-from tinyml.core.errors import InputError, TinyMLError
+from tinyml.core.errors import InputError, ModelError, TinyMLError
 
 BOARD = "nano33ble_sense"
 
@@ -90,6 +90,31 @@ def test_bad_requests_are_input_errors(int8_models: dict[str, Path], tmp_path: P
         deploy(tmp_path / "model.keras", board=BOARD, out=tmp_path / "c")
     with pytest.raises(InputError, match="--labels"):
         deploy(int8_models["dense"], board=BOARD, out=tmp_path / "d", app="gesture", skip=["validate"])
+
+
+def test_keras_model_is_quantized_for_the_boards_library(tmp_path: Path) -> None:
+    from modelzoo import build_keras_model, sample_inputs
+
+    result = deploy(build_keras_model("dense"), board=BOARD, out=tmp_path / "out", calibration=Dataset(sample_inputs("dense", 64)), skip=["flash", "validate"])
+    # Arduino_TensorFlowLite 06841a8 has no per-channel FULLY_CONNECTED: render would refuse per-channel Dense weights.
+    assert result.stage("quantize").facts["dense_weights"] == "per-tensor"
+    assert result.stage("render").status == "done"
+
+
+def test_models_and_boards_the_library_cannot_serve_are_refused(per_channel_dense_model: Path, int8_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ModelError, match="per-channel weights") as info:
+        deploy(per_channel_dense_model, board=BOARD, out=tmp_path / "a", skip=["validate"])
+    assert f"--board {BOARD}" in info.value.fix
+    assert not (tmp_path / "a" / "firmware").exists()
+
+    boards = tmp_path / "boards"
+    boards.mkdir()
+    profile = (Path(__file__).resolve().parent.parent / "boards" / "nano_rp2040_connect.toml").read_text()
+    (boards / "rp2040_pinned.toml").write_text(profile.replace('"chirale_tensorflowlite_2_0_0"', '"arduino_tensorflowlite_06841a8"'))
+    monkeypatch.setenv("TINYML_BOARDS_DIR", str(boards))
+    with pytest.raises(ModelError, match="board rp2040_pinned cannot run tinyml firmware"):
+        deploy(int8_models["dense"], board="rp2040_pinned", out=tmp_path / "b", skip=["validate"])
+    assert not (tmp_path / "b").exists()
 
 
 def test_validation_without_data_says_what_to_pass(int8_models: dict[str, Path], tmp_path: Path) -> None:

@@ -179,7 +179,7 @@ def test_platform_not_installed_offline_fails_fast_with_the_prepare_command(proj
     started = time.monotonic()
     result = run([TINYML, "flash", str(project), "--port", pty_port])
     assert result.returncode == 4
-    assert "the PlatformIO platform platformio/nordicnrf52@10.6.0 for Arduino Nano 33 BLE Sense is not installed" in result.stdout
+    assert "the PlatformIO platform platformio/nordicnrf52@9.5.0 for Arduino Nano 33 BLE Sense is not installed" in result.stdout
     assert "run `tinyml boards prepare nano33ble_sense`" in result.stdout
     # The point of the check: no minute of download retries inside PlatformIO (a generous bound, not a benchmark).
     assert time.monotonic() - started < 45
@@ -205,7 +205,7 @@ FAILURES = [
     ("Looking for upload port...\nserial.serialutil.SerialException: [Errno 13] could not open port /dev/ttyACM0: [Errno 13] Permission denied: '/dev/ttyACM0'", DeviceError, "permission denied"),
     ("Forcing reset using 1200bps open/close on port /dev/ttyACM0\nserial.serialutil.SerialException: [Errno 16] could not open port /dev/ttyACM0: [Errno 16] Device or resource busy", DeviceError, "busy"),
     ("Compiling .pio/build/x/src/main.cpp.o\nsrc/main.cpp:12:3: error: 'foo' was not declared in this scope\n*** [.pio/build/x/src/main.cpp.o] Error 1", ToolError, "did not build: src/main.cpp:12:3: error: 'foo'"),
-    ("Platform Manager: Installing platformio/nordicnrf52 @ 10.6.0\nHTTPClientError: ", ToolError, "could not"),
+    ("Platform Manager: Installing platformio/nordicnrf52 @ 9.5.0\nHTTPClientError: ", ToolError, "could not"),
     ("Library Manager: Installing git+https://github.com/x/y.git\nfatal: unable to access 'https://github.com/x/y.git/': Could not resolve host: github.com", ToolError, "could not"),
 ]
 
@@ -247,3 +247,52 @@ def test_prepare_offline_reports_the_download_failure() -> None:
     assert result.returncode == 4
     assert "could not (offline?)" in result.stdout
     assert "run `tinyml boards prepare nano33ble`" in result.stdout
+
+
+class _UploadSucceeds:
+    """PlatformIO that reports a successful upload without building or uploading anything."""
+
+    def __init__(self) -> None:
+        self.commands: list[list[str]] = []
+
+    def platform_installed(self, name: str, version: str | None) -> object:
+        return object()
+
+    def upload_command(self, project_dir: Path, env_name: str, port: str | None) -> list[str]:
+        return ["pio", "run", "-d", str(project_dir), "-e", env_name, "-t", "upload", "--upload-port", str(port)]
+
+    def call(self, command: list[str], on_line=None):
+        import subprocess
+
+        self.commands.append(command)
+        return subprocess.CompletedProcess(command, 0, stdout="Uploading .pio/build/x/firmware.bin\n[SUCCESS]\n")
+
+
+def _fake_successful_upload(monkeypatch: pytest.MonkeyPatch, ports_after_upload: list[UsbPort]) -> _UploadSucceeds:
+    from tinyml.device import flash
+
+    pio = _UploadSucceeds()
+    monkeypatch.setattr(flash, "PlatformIO", lambda: pio)
+    monkeypatch.setattr(flash, "check_port", lambda port: None)
+    monkeypatch.setattr(flash, "list_usb_ports", lambda: list(ports_after_upload))
+    monkeypatch.setattr(flash, "SKETCH_PORT_WAIT_SECONDS", 0.3)
+    return pio
+
+
+def test_port_that_does_not_come_back_after_a_successful_upload_is_an_error(project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """platform-nordicnrf52 issue 175: the upload reports success, the firmware crashes at boot, the port vanishes."""
+    pio = _fake_successful_upload(monkeypatch, [])
+    with pytest.raises(DeviceError) as info:
+        flash_project(project, port="/dev/ttyACM9")
+    assert pio.commands, "the upload ran"
+    assert "reported success, but the board's serial port did not come back within 0.3 s" in info.value.problem
+    assert "platformio/nordicnrf52@9.5.0" in info.value.fix and "issue 175" in info.value.fix and "double-tap" in info.value.fix
+    assert tinyml.main(["flash", str(project), "--port", "/dev/ttyACM9"]) == 5
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.count("error:") == 1 and "firmware probably crashed at startup. Fix: keep `platform = platformio/nordicnrf52@9.5.0`" in err
+
+
+def test_port_that_comes_back_is_where_the_board_is(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_successful_upload(monkeypatch, [UsbPort("/dev/ttyACM4", "2341:805A", "Nano 33 BLE")])
+    result = flash_project(project, port="/dev/ttyACM9")
+    assert result.port == "/dev/ttyACM4" and result.upload_port == "/dev/ttyACM9"

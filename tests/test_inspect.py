@@ -6,14 +6,14 @@ import json
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from tinyml.model import ops
 from tinyml.core.errors import ModelError
-from tinyml.model.inspect import ARENA_FIXED_MARGIN_BYTES, FitReport, check_fits, fit_for, inspect_model
+from tinyml.model.inspect import ARENA_FIXED_MARGIN_BYTES, FitReport, check_fits, fit_for, inspect_model, per_channel_fully_connected
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +34,29 @@ def gelu_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class StandInLibrary:
+    """The attributes of tinyml.firmware.libraries.LibraryFacts that inspect reads."""
+
+    label: str = "StandIn TFLM"
+    ops: frozenset[str] = frozenset(ops.OPS)
+    per_channel_fully_connected: bool = True
+    differences: tuple = ()
+
+
+@dataclass(frozen=True)
+class Difference:
+    op: str
+    effect: str
+
+
 @dataclass
 class StandInBoard:
     """The attributes of tinyml.firmware.boards.BoardProfile that inspect reads, with numbers chosen per test."""
 
     id: str = "standin"
     name: str = "Stand-in board"
+    library: StandInLibrary = field(default_factory=StandInLibrary)
     flash_bytes: int = 1_000_000
     ram_bytes: int = 256_000
     runtime_flash_bytes: int = 100_000
@@ -129,6 +146,30 @@ def test_fit_on_real_board_profiles(int8_models) -> None:
     assert report.fit.flash_available == board.flash_bytes
     assert report.fit.fits
     check_fits(report)
+
+
+def test_what_the_boards_library_would_compute_wrongly_or_lacks_is_refused(int8_models, per_channel_dense_model) -> None:
+    per_channel = inspect_model(per_channel_dense_model)
+    assert per_channel_fully_connected(per_channel.facts) == [0, 1]
+    assert per_channel_fully_connected(inspect_model(int8_models["dense"]).facts) == []
+    check_fits(per_channel, StandInBoard())  # a library with per-channel FULLY_CONNECTED runs it
+
+    old_library = StandInBoard(id="old", library=StandInLibrary(label="Old TFLM 2022", per_channel_fully_connected=False))
+    report = inspect_model(per_channel_dense_model, board=old_library)
+    assert [p.kind for p in report.library_problems] == ["per_channel_fully_connected"]
+    assert report.to_dict()["board_library"]["problems"][0]["kind"] == "per_channel_fully_connected"
+    with pytest.raises(ModelError, match=r"2 FULLY_CONNECTED \(Dense\) layer\(s\) have per-channel weights, which board old's TFLM library Old TFLM 2022") as info:
+        check_fits(report)
+    assert "tinyml quantize MODEL --calibration DATA --board old" in info.value.fix
+    check_fits(inspect_model(int8_models["dense"], board=old_library))  # per-tensor Dense weights: fine
+
+    mean_differs = StandInBoard(library=StandInLibrary(differences=(Difference("MEAN", "1 LSB off"),)))
+    assert inspect_model(int8_models["conv1d"], board=mean_differs).library_differences == ("MEAN: 1 LSB off",)
+    assert inspect_model(int8_models["dense"], board=mean_differs).library_differences == ()
+
+    no_softmax = StandInBoard(id="nosoftmax", library=StandInLibrary(ops=frozenset(ops.OPS) - {"SOFTMAX"}))
+    with pytest.raises(ModelError, match="board nosoftmax's TFLM library StandIn TFLM has no kernel for SOFTMAX"):
+        check_fits(inspect_model(int8_models["dense"]), no_softmax)
 
 
 def test_op_tflm_lacks_is_named_with_a_fix(gelu_model) -> None:
@@ -245,3 +286,18 @@ def test_cli_text_and_refusals(int8_models, gelu_model, tmp_path: Path) -> None:
     assert proc.returncode == 2 and "not a TensorFlow Lite flatbuffer" in proc.stderr
     proc = tinyml_cli("inspect", tmp_path / "missing.tflite")
     assert proc.returncode == 2 and "does not exist" in proc.stderr
+
+
+def test_cli_refuses_a_model_the_boards_library_computes_wrongly(per_channel_dense_model) -> None:
+    proc = tinyml_cli("inspect", per_channel_dense_model)
+    assert proc.returncode == 0, proc.stderr  # no board, no library to hold it against
+    proc = tinyml_cli("inspect", per_channel_dense_model, "--board", "nano33ble")
+    assert proc.returncode == 3
+    assert "Board library:" in proc.stdout and "per-channel weights" in proc.stdout
+    error = " ".join(proc.stderr.split())
+    assert error.count("error:") == 1
+    assert "which board nano33ble's TFLM library Arduino_TensorFlowLite 2.4.0-ALPHA at 06841a8 (TFLM of 2022-12-14) computes wrongly" in error
+    assert "Fix: re-quantize with `tinyml quantize MODEL --calibration DATA --board nano33ble`" in error
+    proc = tinyml_cli("inspect", per_channel_dense_model, "--board", "nano_rp2040_connect", "--json")
+    assert proc.returncode == 3
+    assert json.loads(proc.stdout)["board_library"]["library"].startswith("Chirale_TensorFlowLite 2.0.0")

@@ -37,9 +37,15 @@ def test_facts_of_the_dense_model(int8_models: dict[str, Path]) -> None:
 
     weights = [t for t in facts.tensors if t.is_constant]
     assert sorted(t.shape for t in weights) == [(4, 24), (24, 16)]
-    assert all(t.dtype == "int8" and len(t.scales) == t.shape[0] and t.quantized_dimension == 0 for t in weights)  # per channel
+    assert all(t.dtype == "int8" and len(t.scales) == 1 for t in weights)  # per tensor, as the zoo converts Dense layers
     assert facts.parameter_count == 16 * 24 + 24 * 4
     assert facts.is_full_int8
+
+
+def test_per_channel_dense_weights_read_as_one_scale_per_output_unit(per_channel_dense_model: Path) -> None:
+    weights = [t for t in read_model(per_channel_dense_model).tensors if t.is_constant and t.dtype == "int8"]
+    assert sorted(t.shape for t in weights) == [(4, 24), (24, 16)]
+    assert all(len(t.scales) == t.shape[0] and t.quantized_dimension == 0 for t in weights)
 
 
 def test_every_zoo_model_reads_as_full_int8(int8_models: dict[str, Path]) -> None:

@@ -87,6 +87,8 @@ def test_installed_package_ships_templates_and_boards(installed: Path, tmp_path:
     assert _files(Path(templates)) == _files(repo_root / "firmware_templates") != set()
     assert {p.name for p in Path(boards).glob("*.toml")} == {p.name for p in (repo_root / "boards").glob("*.toml")} != set()
     assert int(board_count) == len(list((repo_root / "boards").glob("*.toml")))
+    # Every profile names a TFLM library file (list_boards above loads them): they ship too.
+    assert {p.name for p in Path(boards).glob("libraries/*.toml")} == {p.name for p in (repo_root / "boards" / "libraries").glob("*.toml")} != set()
 
 
 def _files(folder: Path) -> set[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -128,18 +129,56 @@ def test_tflm_matches_reference_on_realistic_inputs(quantized, kind: str) -> Non
     assert diffs.max() <= 1
 
 
+@pytest.fixture(scope="module")
+def quantized_for_board(quantized, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[object, object]]:
+    """For two kinds: (the per-channel QuantizeResult above, the QuantizeResult for nano33ble_sense's library)."""
+    from tinyml.firmware.boards import quantize_options
+
+    directory = tmp_path_factory.mktemp("quantized_for_board")
+    results = {}
+    for kind in ("dense", "conv2d"):
+        model, per_channel = quantized[kind]
+        calibration, held_out = synthetic_task(kind, 100, seed=1), synthetic_task(kind, 200, seed=2)
+        result = quantize_model(model, calibration, eval_data=held_out, out=directory / f"{kind}.tflite", **quantize_options("nano33ble_sense"))
+        results[kind] = (per_channel, result)
+    return results
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv2d"])
+def test_quantize_for_a_board_gives_per_tensor_dense_weights_and_measures_the_cost(quantized_for_board, kind: str) -> None:
+    per_channel, result = quantized_for_board[kind]
+    facts = read_model(result.out)
+    scales = {op.op: len(facts.tensors[op.inputs[1]].scales) for op in facts.operators if op.op in ("FULLY_CONNECTED", "CONV_2D")}
+    assert scales["FULLY_CONNECTED"] == 1  # one scale per Dense weight tensor, what the board's library computes
+    if kind == "conv2d":
+        assert scales["CONV_2D"] == 6  # convolutions stay per channel: the library computes those
+    per_channel_facts = read_model(per_channel.tflite_bytes)
+    assert [len(per_channel_facts.tensors[op.inputs[1]].scales) for op in per_channel_facts.operators if op.op == "FULLY_CONNECTED"] != [1]
+    assert result.per_channel_dense is False and result.to_dict()["dense_weights"] == "per-tensor"
+    # Both measured on the same samples: the per-channel figure is the per-channel model's own.
+    assert result.per_channel_int8_accuracy == per_channel.int8_accuracy
+    assert result.per_channel_top1_agreement == per_channel.top1_agreement
+    assert result.int8_accuracy is not None and result.int8_accuracy >= result.float_accuracy - 0.05
+
+
 @pytest.mark.parametrize("kind", list(INPUT_SHAPES))
-def test_quantized_model_passes_inspect_for_the_board(quantized, kind: str) -> None:
+def test_quantized_model_passes_inspect_for_the_board_only_when_quantized_for_it(quantized, quantized_for_board, kind: str) -> None:
     """quantize, then inspect: what render will ask before it writes firmware."""
     from tinyml.firmware.boards import get_board
     from tinyml.model.inspect import check_fits, inspect_model
 
+    board = get_board("nano33ble_sense")
     _, result = quantized[kind]
-    report = inspect_model(result.out, board=get_board("nano33ble_sense"))
+    report = inspect_model(result.out, board=board)
     assert report.tflm_supported and report.unsupported_ops == []
     assert report.is_full_int8 and report.macs > 0
     assert report.arena_bytes > 0 and report.fit.fits
-    check_fits(report)
+    # The converter's default, per-channel Dense weights, is what the board's library computes wrongly.
+    with pytest.raises(ModelError, match="per-channel weights") as info:
+        check_fits(report)
+    assert "--board nano33ble_sense" in info.value.fix
+    if kind in quantized_for_board:
+        check_fits(inspect_model(quantized_for_board[kind][1].out, board=board))
 
 
 def test_accepts_legacy_h5_savedmodel_and_live_tf_keras(quantized, tmp_path: Path) -> None:
@@ -217,6 +256,18 @@ def test_cli_writes_and_reports(cli_files, tmp_path: Path, capsys) -> None:
     # the second run must not overwrite the user's file without --force
     code, _, stderr = run_cli(["quantize", cli_files["model"], "--calibration", cli_files["data"], "--out", out], capsys)
     assert code == 2 and "already exists" in stderr and "--force" in stderr
+
+
+def test_cli_quantizes_for_a_board_and_reports_the_accuracy_cost(cli_files, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "dense_board.tflite"
+    args = ["quantize", cli_files["model"], "--calibration", cli_files["data"], "--eval", cli_files["data"], "--board", "nano_rp2040_connect", "--out", out]
+    code, stdout, _ = run_cli(args, capsys)
+    assert code == 0
+    text = " ".join(stdout.split())
+    assert "Dense weights per tensor: board nano_rp2040_connect's TFLM library has no per-channel FULLY_CONNECTED" in text
+    assert re.search(r"int8 accuracy per tensor [\d.]+%, per channel [\d.]+% \([+-][\d.]+ points for per tensor\)", text)
+    code, _, stderr = run_cli(["quantize", cli_files["model"], "--calibration", cli_files["data"], "--board", "nano99", "--out", tmp_path / "x.tflite"], capsys)
+    assert code == 2 and "unknown board 'nano99'" in stderr and not (tmp_path / "x.tflite").exists()
 
 
 BAD_INPUTS = [

@@ -80,7 +80,7 @@ def test_pio_accepts_every_rendered_platformio_ini(projects: dict[tuple[str, str
         assert env["board"] == board.platformio.board
         assert env["framework"] == [board.platformio.framework]
         assert env["upload_protocol"] == board.platformio.upload_protocol
-        assert env["lib_deps"] == [board.tflm_library]
+        assert env["lib_deps"] == [board.library.lib_deps]
 
 
 @pytest.mark.parametrize("board_id", BOARD_IDS)
@@ -155,7 +155,8 @@ def test_device_info_reports_the_model_and_board(projects: dict[tuple[str, str],
     program.write_text(DEVICE_INFO_CC)
     lines = compile_and_run([program, src / "model_data.cc"], [src], std=get_board(board_id).cpp_standard, out_dir=tmp_path).splitlines()
     facts = read_model(int8_models[kind])
-    assert lines[:3] == [f"tinyml {__version__}", board_id, facts.short_hash]
+    # The version alone: the firmware's banner says "tinyml <version> on <board>" (it once said "tinyml tinyml 0.1.0").
+    assert lines[:3] == [__version__, board_id, facts.short_hash]
     for line, tensor in zip(lines[3:5], (facts.inputs[0], facts.outputs[0])):
         fields = line.split()
         assert int(fields[0]) == protocol.DTYPE_CODES[tensor.dtype]
@@ -171,7 +172,21 @@ def test_main_serves_the_protocol_and_runs_the_app(projects: dict[tuple[str, str
     main = (projects[("nano_rp2040_connect", "conv1d")] / "src" / "main.cpp").read_text()
     assert "tinyml::ProtocolServer server(transport, runner, tinyml::device_info());" in main
     assert "server.poll();" in main and "app_loop(server, runner);" in main and "runner.begin()" in main
-    assert main.index("#include <TensorFlowLite.h>") < main.index('#include "tflm_model_runner.h"')
+    # Each board's library header, from its library facts, before any TFLM header.
+    assert main.index("#include <Chirale_TensorFlowLite.h>") < main.index('#include "tflm_model_runner.h"')
+    nano = (projects[("nano33ble_sense", "conv1d")] / "src" / "main.cpp").read_text()
+    assert "#include <TensorFlowLite.h>" in nano and "Chirale" not in nano
+    ini = (projects[("nano_rp2040_connect", "conv1d")] / "platformio.ini").read_text()
+    assert "; TFLM library: Chirale_TensorFlowLite 2.0.0 at 46da2f9 (TFLM of 2023-01-14) (boards/libraries/chirale_tensorflowlite_2_0_0.toml)." in ini
+
+
+def test_banner_of_the_protocol_server_names_tinyml_once(projects: dict[tuple[str, str], Path]) -> None:
+    """The banner is "tinyml %s on %s" with the firmware version: the version must not say "tinyml" again."""
+    from tinyml import __version__
+
+    src = projects[("nano33ble_sense", "dense")] / "src"
+    assert '"tinyml %s on %s, model %s: type help", info_.firmware_version' in (src / "protocol_server.cpp").read_text()
+    assert f'constexpr char kFirmwareVersion[] = "{__version__}";' in (src / "device_info.h").read_text()
 
 
 def test_rerender_regenerates_only_what_the_tool_owns(int8_models: dict[str, Path], tmp_path: Path) -> None:
@@ -219,6 +234,33 @@ def test_model_too_big_for_board_is_refused_before_writing(int8_models: dict[str
     with pytest.raises(ModelError, match="RAM"):
         render_project("tiny_board", int8_models["conv2d"], tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_per_channel_dense_model_is_refused_before_writing(per_channel_dense_model: Path, tmp_path: Path) -> None:
+    """The boards' TFLM libraries apply channel 0's scale to every channel of such a layer, silently."""
+    with pytest.raises(ModelError, match="per-channel weights, which board nano33ble's TFLM library Arduino_TensorFlowLite") as info:
+        render_project("nano33ble", per_channel_dense_model, tmp_path / "out")
+    assert "tinyml quantize MODEL --calibration DATA --board nano33ble" in info.value.fix
+    assert not (tmp_path / "out").exists()
+    result = run([TINYML, "render", "--board", "nano_rp2040_connect", "--model", str(per_channel_dense_model), "--out", str(tmp_path / "cli")])
+    assert result.returncode == 3 and result.stdout.count("error:") == 1 and result.stdout.strip().splitlines()[-1].startswith("error:")
+    assert "re-quantize with `tinyml quantize MODEL --calibration DATA --board nano_rp2040_connect`" in result.stdout
+    assert not (tmp_path / "cli").exists()
+
+
+def test_board_whose_library_cannot_build_is_refused_before_writing(int8_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    boards = tmp_path / "boards"
+    boards.mkdir()
+    profile = (get_board("nano_rp2040_connect").source or Path()).read_text()
+    # The pinned Arduino_TensorFlowLite on the RP2040: `#error "unsupported board"`.
+    (boards / "rp2040_pinned.toml").write_text(profile.replace('"chirale_tensorflowlite_2_0_0"', '"arduino_tensorflowlite_06841a8"'))
+    monkeypatch.setenv("TINYML_BOARDS_DIR", str(boards))
+    with pytest.raises(ModelError, match="board rp2040_pinned cannot run tinyml firmware: its TFLM library Arduino_TensorFlowLite"):
+        render_project("rp2040_pinned", int8_models["dense"], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    result = run([TINYML, "render", "--board", "rp2040_pinned", "--model", str(int8_models["dense"]), "--out", str(tmp_path / "cli")])
+    assert result.returncode == 3 and result.stdout.count("error:") == 1 and "tflm_library" in result.stdout
+    assert not (tmp_path / "cli").exists()
 
 
 def test_float_model_is_refused_before_writing(tmp_path: Path) -> None:

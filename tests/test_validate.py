@@ -259,6 +259,7 @@ def test_pipeline_quantize_render_virtual_board_validate(tmp_path: Path) -> None
     from modelzoo import build_keras_model, sample_inputs
 
     from tinyml.firmware import protocol
+    from tinyml.firmware.boards import quantize_options
     from tinyml.model.quantize import quantize_model
     from tinyml.firmware.render import render_project
     from tinyml.core.resources import templates_dir
@@ -268,7 +269,7 @@ def test_pipeline_quantize_render_virtual_board_validate(tmp_path: Path) -> None
     model_path = tmp_path / "model.tflite"
     keras_model = build_keras_model("dense")
     keras_model.save(tmp_path / "float.keras")
-    quantize_model(keras_model, Dataset(x), out=model_path)
+    quantize_model(keras_model, Dataset(x), out=model_path, **quantize_options("nano33ble"))  # what the board's library computes
     labels = ["w", "x", "y", "z"]
     render_project("nano33ble", model_path, tmp_path / "firmware", labels=labels)
     src = tmp_path / "firmware" / "src"

@@ -202,10 +202,13 @@ class _Run:
 
 
 def _stage_quantize(run: _Run) -> dict[str, Any]:
+    from tinyml.firmware.boards import quantize_options
     from tinyml.model.quantize import quantize_model
 
     s = run.settings
-    result = quantize_model(s.model, s.calibration, eval_data=s.eval_data, out=s.model_path, force=True, progress=run.progress)
+    result = quantize_model(
+        s.model, s.calibration, eval_data=s.eval_data, out=s.model_path, force=True, progress=run.progress, **quantize_options(s.board)
+    )
     return result.to_dict()
 
 
@@ -378,6 +381,7 @@ def _check_inputs(
     if unknown:
         raise InputError(f"unknown stage(s) to skip: {', '.join(unknown)}", f"choose from {', '.join(STAGES)}")
     board_profile = get_board(board)
+    board_profile.check_firmware()
     if isinstance(model, (str, Path)) and not Path(model).exists():
         raise InputError(f"model {model} does not exist", "give a Keras model file (.keras, .h5), a SavedModel folder or an int8 .tflite")
     skipped = set(skip)

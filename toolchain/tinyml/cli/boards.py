@@ -32,16 +32,18 @@ def _list(args: argparse.Namespace) -> int:
     table = Table(box=None)
     # The id is what people type: never shortened.
     table.add_column("id", no_wrap=True, min_width=max(len(b.id) for b in list_boards()))
-    for column in ("name", "MCU", "flash / RAM (KiB)", "sensors", "on hardware"):
+    for column in ("name", "MCU", "flash / RAM (KiB)", "TFLM library", "sensors"):
         table.add_column(column, overflow="fold")
+    table.add_column("firmware", no_wrap=True)
     for board in list_boards():
         table.add_row(
             board.id,
             board.name,
             board.mcu,
             f"{board.flash_bytes // 1024} / {board.ram_bytes // 1024}",
+            f"{board.library.name} {board.library.version}",
             ", ".join(board.sensors) or "-",
-            "verified" if board.verified_on_hardware else "not yet",
+            "[red]cannot build[/red]" if board.firmware_problem else "on hardware" if board.verified_on_hardware else "not on hardware yet",
         )
     stdout_console().print(table)
     return 0
@@ -69,7 +71,9 @@ def _show(args: argparse.Namespace) -> int:
         ("serial", f"{board.serial_baud} baud, {board.rx_buffer_bytes}-byte receive buffer"),
         ("USB VID:PID", f"sketch {', '.join(board.usb_ids.sketch)}; bootloader {', '.join(board.usb_ids.bootloader) or '-'}"),
         ("PlatformIO", f"platform {pio.platform}, board {pio.board}, framework {pio.framework}, upload {pio.upload_protocol}"),
-        ("TFLM library", board.tflm_library),
+        ("TFLM library", f"{board.library.label}, lib_deps {board.library.lib_deps}, header {board.library.header}"),
+        ("library limits", _library_limits(board)),
+        ("firmware", _firmware_state(board)),
         ("on hardware", "verified" if board.verified_on_hardware else "not verified on real hardware yet"),
         ("profile", str(board.source)),
     ]
@@ -85,6 +89,29 @@ def _show(args: argparse.Namespace) -> int:
         console.print("[bold]quirk:[/bold] ", end="")
         console.print(quirk, markup=False)
     return 0
+
+
+def _library_limits(board) -> str:
+    library = board.library
+    limits = [
+        "per-channel FULLY_CONNECTED: yes"
+        if library.per_channel_fully_connected
+        else f"no per-channel FULLY_CONNECTED (quantize with --board {board.id} for per-tensor Dense weights)",
+        f"{len(library.ops)} builtin ops",
+        "builds for " + (", ".join(library.board_defines) if library.board_defines else "any board"),
+    ]
+    limits += [f"{d.op}: {d.effect}" for d in library.differences]
+    return "; ".join(limits)
+
+
+def _firmware_state(board) -> str:
+    problem = board.firmware_problem
+    if problem is not None:
+        return f"cannot be built: {problem}"
+    link = board.firmware_link
+    if link is None:
+        return "no link check recorded in the profile"
+    return f"links (text {link.text_bytes:,} B, data {link.data_bytes:,} B, bss {link.bss_bytes:,} B): {link.how}"
 
 
 def _prepare(args: argparse.Namespace) -> int:

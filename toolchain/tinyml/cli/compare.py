@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tinyml.cli.options import add_fine_tuning, add_keras_model, positive_int
+from tinyml.cli.options import add_board, add_fine_tuning, add_keras_model, positive_int
 
 # Kept here as text so `tinyml --help` does not import the stage; checked by compare.check_variants.
 VARIANT_NAMES = "float, ptq, prune, cluster, qat, prune+cluster, prune+qat, cluster+qat, prune+cluster+qat"
@@ -21,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     parser.add_argument("--prune", type=float, default=0.5, metavar="SPARSITY", help="sparsity of the pruned variants (default 0.5)")
     parser.add_argument("--cluster", type=positive_int, default=16, metavar="N", help="centroids of the clustered variants (default 16)")
     add_fine_tuning(parser)
+    add_board(parser)
     parser.add_argument("--out", metavar="DIR", help="report folder (default: MODEL's name with _compare, next to it)")
     parser.add_argument("--force", action="store_true", help="overwrite a report that exists")
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
@@ -34,10 +35,12 @@ def run(args: argparse.Namespace) -> int:
     from tinyml.core.files import check_not_input, check_output_folder
     from tinyml.optimize.compare import DEFAULT_VARIANTS, REPORT_FILES, check_variants, compare_variants
     from tinyml.core.data import load_dataset
+    from tinyml.firmware.boards import quantize_options
     from tinyml.optimize.tfkeras_rebuild import tf_keras_module
     from tinyml.optimize.tfmot import load_keras_model
 
     variants = check_variants(args.variants or DEFAULT_VARIANTS)
+    options = quantize_options(args.board)
     tf_keras_module()  # a missing tf-keras/TFMOT is said before any data is read
     model_path = Path(args.model)
     out_dir = Path(args.out) if args.out else model_path.with_name(f"{model_path.stem}_compare")
@@ -62,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
             out_dir=out_dir,
             force=args.force,
             progress=lambda done, total: status.update(f"comparing: {done} of {total} variants done"),
+            **options,
         )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))

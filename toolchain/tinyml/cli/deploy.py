@@ -118,6 +118,9 @@ def _stage_line(name: str, facts: dict[str, Any]) -> str:
         parts = [f"int8 {_fmt_bytes(facts.get('int8_size_bytes'))}"]
         if facts.get("float_accuracy") is not None:
             parts.append(f"accuracy float {_fmt_fraction(facts['float_accuracy'])} -> int8 {_fmt_fraction(facts.get('int8_accuracy'))}")
+        if facts.get("dense_weights") == "per-tensor":
+            measured = facts.get("per_channel_int8_accuracy")
+            parts.append("Dense weights per tensor" + (f" (per channel: int8 {_fmt_fraction(measured)})" if measured is not None else ""))
         return ", ".join(parts)
     if name == "inspect":
         return f"arena {_fmt_bytes(facts.get('arena_bytes'))}, {facts.get('macs', 0):,} MACs, model {facts.get('model_id', '?')}"

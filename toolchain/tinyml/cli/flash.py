@@ -25,8 +25,7 @@ def _run(args: argparse.Namespace) -> int:
         on_line=lambda line: progress.print(line, markup=False, highlight=False, style="dim"),
     )
     stdout_console().print(
-        f"flashed {result.project_dir} to {result.board_id} in {result.seconds:.0f} s; "
-        + (f"the board is on {result.port}" if result.port else "the board's port did not come back yet"),
+        f"flashed {result.project_dir} to {result.board_id} in {result.seconds:.0f} s; the board is on {result.port}",
         markup=False,
     )
     return 0

@@ -92,6 +92,15 @@ def _render(report) -> None:
     else:
         console.print(f"TFLM runtime: [red]cannot run the model[/red]: {escape(str(report.tflm_error))}", soft_wrap=True)
 
+    if report.library is not None:
+        if report.library_problems:
+            for problem in report.library_problems:
+                console.print(f"Board library: [red]{escape(problem.problem)}[/red]. Change: {escape(problem.fix)}", soft_wrap=True)
+        else:
+            console.print(f"Board library: {escape(report.library)} has every op of the model", soft_wrap=True)
+        for difference in report.library_differences:
+            console.print(f"  computed otherwise than the TFLM runtime: {escape(difference)}", soft_wrap=True)
+
     fit = report.fit
     if fit is not None:
         verdict = "[green]yes[/green]" if fit.fits else "[red]no[/red]"

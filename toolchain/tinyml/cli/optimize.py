@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tinyml.cli.options import add_fine_tuning, add_keras_model, positive_float, positive_int
+from tinyml.cli.options import add_board, add_fine_tuning, add_keras_model, positive_float, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
@@ -24,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     parser.add_argument("--qat", action="store_true", help="quantization-aware training (pruning/cluster-preserving after --prune/--cluster)")
     add_fine_tuning(parser, epochs_note="; pruning needs 2 or more")
     parser.add_argument("--learning-rate", type=positive_float, metavar="LR", help="Adam learning rate (default: 1e-3 pruning, 1e-4 clustering and QAT)")
+    add_board(parser)
     parser.add_argument("--out", metavar="DIR", help="output folder (default: MODEL's name with _optimized, next to it)")
     parser.add_argument("--force", action="store_true", help="overwrite outputs that exist")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
@@ -35,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tinyml.cli.console import stdout_console
     from tinyml.core.data import load_dataset
+    from tinyml.firmware.boards import quantize_options
     from tinyml.core.files import atomic_write_text, check_can_write
     from tinyml.optimize.tfmot import OptimizeSettings, load_keras_model, optimize_model
     from tinyml.optimize.tfkeras_rebuild import tf_keras_module
@@ -57,7 +59,14 @@ def run(args: argparse.Namespace) -> int:
     console = stdout_console()
     with console.status(f"optimizing: {settings.name}") as status:
         result = optimize_model(
-            model, train, settings, val=val, out=tflite_path, force=args.force, progress=lambda done, total: status.update(f"optimizing: {settings.name}, epoch {done} of {total}")
+            model,
+            train,
+            settings,
+            val=val,
+            out=tflite_path,
+            force=args.force,
+            progress=lambda done, total: status.update(f"optimizing: {settings.name}, epoch {done} of {total}"),
+            **quantize_options(args.board),
         )
     report = {"model": str(model_path), "tflite": str(tflite_path), **result.to_dict()}
     atomic_write_text(report_path, json.dumps(report, indent=2) + "\n")

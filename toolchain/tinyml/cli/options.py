@@ -47,3 +47,13 @@ def add_fine_tuning(parser: argparse.ArgumentParser, *, epochs_note: str = "") -
     """--epochs and --batch-size; `epochs_note` is added to the epochs' help after the default."""
     parser.add_argument("--epochs", type=positive_int, default=EPOCHS, metavar="E", help=f"fine-tuning epochs per technique (default {EPOCHS}{epochs_note})")
     parser.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE, metavar="B", help=f"fine-tuning batch size (default {BATCH_SIZE})")
+
+
+def add_board(parser: argparse.ArgumentParser) -> None:
+    """--board: quantize for that board's TFLM library (tinyml.firmware.boards.quantize_options)."""
+    parser.add_argument(
+        "--board",
+        metavar="ID",
+        help="quantize for this board's TFLM library (e.g. per-tensor Dense weights where it lacks per-channel FULLY_CONNECTED)",
+    )
+

@@ -9,7 +9,10 @@ and turns PlatformIO's own failures into the same kind of message.
 `--port auto` finds the board by the USB VID:PID in its profile, in sketch or in bootloader
 mode. The upload resets the board into its bootloader (1200 bps touch), where it may show up
 on a new port; PlatformIO follows that itself. After the upload the sketch may come back on
-yet another port: the result names the port the sketch is on now, for `tinyml validate`.
+yet another port: the result names the port the sketch is on now, for `tinyml validate`. If no
+port comes back, the upload "succeeded" but the firmware did not start (platform-nordicnrf52
+issue 175: the Nano 33 BLE crashes at boot with firmware built by nordicnrf52 9.6.0 or later):
+that is an error with the board profile's advice, not a success.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ log = logging.getLogger("tinyml.flash")
 AUTO_PORT = "auto"
 # How long the sketch's port may take to come back after an upload (USB re-enumeration).
 SKETCH_PORT_WAIT_SECONDS = 8.0
+# What to do when it does not, for a board whose profile gives no advice of its own.
+PORT_MISSING_FIX = "double-tap the board's reset button to get its bootloader back, then flash again; if the port vanishes again, the firmware stops at startup"
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ class FlashResult:
     board_id: str
     env_name: str
     upload_port: str  # what PlatformIO was given
-    port: str | None  # where the sketch is now (None when it did not show up in time)
+    port: str  # where the sketch is now
     command: tuple[str, ...]
     seconds: float
 
@@ -270,8 +275,14 @@ def flash_project(
     if result.returncode != 0:
         raise explain_failure(result.stdout, profile, project_dir, upload_port)
     sketch_port = _wait_for_sketch_port(profile, upload_port)
+    if sketch_port is None:
+        raise DeviceError(
+            f"the upload to {profile.name} reported success, but the board's serial port did not come back within "
+            f"{SKETCH_PORT_WAIT_SECONDS:g} s: the firmware probably crashed at startup",
+            profile.port_missing_after_upload or PORT_MISSING_FIX,
+        )
     seconds = time.monotonic() - started
-    log.info("uploaded %s to %s in %.0f s; the sketch is on %s", project_dir, profile.name, seconds, sketch_port or "an unknown port")
+    log.info("uploaded %s to %s in %.0f s; the sketch is on %s", project_dir, profile.name, seconds, sketch_port)
     return FlashResult(project_dir, profile.id, profile.env_name, upload_port, sketch_port, tuple(command), seconds)
 
 

@@ -14,18 +14,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tinyml.core.errors import InputError
+from tinyml.core.errors import InputError, ModelError
 from tinyml.core.resources import boards_dir
+from tinyml.firmware.libraries import USER_BOARDS_ENV, LibraryFacts, get_library
 
 try:  # Python 3.11+; tomli is the same parser for 3.10
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - only on Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-USER_BOARDS_ENV = "TINYML_BOARDS_DIR"
-
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 _USB_ID_RE = re.compile(r"^[0-9A-Fa-f]{4}:[0-9A-Fa-f]{4}$")
+_DEFINE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CPP_STANDARDS = ("gnu++11", "gnu++14", "gnu++17", "gnu++20", "c++11", "c++14", "c++17", "c++20")
 
 
@@ -57,7 +57,7 @@ class UsbIds:
 
 @dataclass(frozen=True)
 class PlatformIOProfile:
-    platform: str  # pinned, e.g. "platformio/nordicnrf52@10.6.0"
+    platform: str  # pinned, e.g. "platformio/nordicnrf52@9.5.0"
     board: str
     framework: str
     upload_protocol: str
@@ -77,6 +77,18 @@ class PlatformIOProfile:
 
 
 @dataclass(frozen=True)
+class FirmwareLink:
+    """Whether the validation firmware links for the board's core with its library, as measured."""
+
+    links: bool
+    how: str  # what was built, with which compiler and flags, and where the numbers come from
+    text_bytes: int | None = None  # arm-none-eabi-size of the linked ELF
+    data_bytes: int | None = None
+    bss_bytes: int | None = None
+    why_not: str | None = None  # when it does not link: the first error
+
+
+@dataclass(frozen=True)
 class BoardProfile:
     id: str
     name: str
@@ -93,11 +105,14 @@ class BoardProfile:
     rx_buffer_bytes: int
     usb_ids: UsbIds
     platformio: PlatformIOProfile
-    tflm_library: str
-    tflm_header: str
+    arduino_board_define: str  # the ARDUINO_<BOARD> macro the board's core defines
+    library: LibraryFacts  # the TFLM library the firmware builds with
     sensors: dict[str, SensorProfile] = field(default_factory=dict)
     quirks: tuple[str, ...] = ()
     verified_on_hardware: bool = False
+    firmware_link: FirmwareLink | None = None
+    # What to do when the upload succeeds but the sketch's serial port does not come back.
+    port_missing_after_upload: str | None = None
     source: Path | None = None
 
     @property
@@ -105,10 +120,42 @@ class BoardProfile:
         """The PlatformIO environment rendered for this board."""
         return self.id
 
+    @property
+    def firmware_problem(self) -> str | None:
+        """Why no firmware can be built for this board (its library or a measured link failure), or None."""
+        if not self.library.builds_for(self.arduino_board_define):
+            return (
+                f"its TFLM library {self.library.label} builds only for {', '.join(self.library.board_defines)}, "
+                f"not for this board ({self.arduino_board_define})"
+            )
+        if self.firmware_link is not None and not self.firmware_link.links:
+            return f"its firmware does not link ({self.firmware_link.why_not or self.firmware_link.how})"
+        return None
+
+    def check_firmware(self) -> None:
+        """ModelError (exit 3) when no firmware can be built for this board; render and deploy call it first."""
+        problem = self.firmware_problem
+        if problem is not None:
+            raise ModelError(
+                f"board {self.id} cannot run tinyml firmware: {problem}",
+                f"choose another board (`tinyml boards`), or point tflm_library in {self.source or 'its profile'} at a library that builds for it",
+            )
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["library"] = self.library.to_dict()
         data["source"] = str(self.source) if self.source else None
         return data
+
+
+def quantize_options(board: BoardProfile | str | None) -> dict[str, bool]:
+    """The options of tinyml.model.quantize.quantize_model that give models `board`'s TFLM library
+    computes correctly ({} without a board): per-tensor Dense weights where the library lacks
+    per-channel FULLY_CONNECTED."""
+    if board is None:
+        return {}
+    profile = get_board(board) if isinstance(board, str) else board
+    return {"per_channel_dense": profile.library.per_channel_fully_connected}
 
 
 def _board_dirs() -> list[Path]:
@@ -229,7 +276,8 @@ class _Reader:
         known = {
             "name", "vendor", "mcu", "core", "clock_hz", "flash_bytes", "ram_bytes", "runtime_flash_bytes",
             "runtime_ram_bytes", "cpp_standard", "serial_baud", "rx_buffer_bytes", "usb_ids", "platformio",
-            "tflm_library", "tflm_header", "sensors", "quirks", "verified_on_hardware",
+            "arduino_board_define", "tflm_library", "firmware_link", "port_missing_after_upload", "sensors", "quirks",
+            "verified_on_hardware",
         }
         self.only(data, known)
         return BoardProfile(
@@ -248,13 +296,42 @@ class _Reader:
             rx_buffer_bytes=self.positive(data, "rx_buffer_bytes"),
             usb_ids=self.usb_ids(self.table(data, "usb_ids")),
             platformio=self.platformio(self.table(data, "platformio")),
-            tflm_library=self.pinned(data, "tflm_library"),
-            tflm_header=self.text(data, "tflm_header"),
+            arduino_board_define=self.define(data, "arduino_board_define"),
+            library=self.library(data, "tflm_library"),
             sensors=self.sensors(self.get(data, "sensors", dict, default={})),
             quirks=self.string_list(data, "quirks", default=[]),
             verified_on_hardware=self.get(data, "verified_on_hardware", bool),
+            firmware_link=self.firmware_link(data["firmware_link"]) if "firmware_link" in data else None,
+            port_missing_after_upload=self.text(data, "port_missing_after_upload", default=None),
             source=self.path,
         )
+
+    def define(self, table: dict, key: str) -> str:
+        value = self.text(table, key)
+        if not _DEFINE_RE.match(value):
+            raise self.fail(key, f"must be a C macro name like ARDUINO_ARDUINO_NANO33BLE, not {value!r}")
+        return value
+
+    def library(self, table: dict, key: str) -> LibraryFacts:
+        library_id = self.text(table, key)
+        try:
+            return get_library(library_id)
+        except InputError as exc:
+            raise self.fail(key, f"names no usable TFLM library: {exc.problem}") from exc
+
+    def firmware_link(self, table: Any) -> FirmwareLink:
+        prefix = "firmware_link."
+        if not isinstance(table, dict):
+            raise self.fail("firmware_link", "must be a table")
+        self.only(table, {"links", "how", "text_bytes", "data_bytes", "bss_bytes", "why_not"}, prefix)
+        links = self.get(table, "links", bool, prefix)
+        sizes = {key: self.get(table, key, int, prefix, None) for key in ("text_bytes", "data_bytes", "bss_bytes")}
+        why_not = self.text(table, "why_not", prefix, None)
+        if links and (None in sizes.values() or why_not):
+            raise self.fail(f"{prefix}links", "is true: give text_bytes, data_bytes and bss_bytes, and no why_not")
+        if not links and not why_not:
+            raise self.fail(f"{prefix}why_not", "is missing: say why the firmware does not link")
+        return FirmwareLink(links=links, how=self.text(table, "how", prefix), why_not=why_not, **sizes)
 
     def pinned(self, table: dict, key: str, prefix: str = "") -> str:
         """A lib_deps or platform entry pinned to an exact version (`@1.2.3`) or a commit (`#abc...`)."""

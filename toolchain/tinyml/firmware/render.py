@@ -8,8 +8,9 @@ Layout of `firmware_templates/`:
     apps/<app>/*                     the app's files: `*.j2` rendered, the rest copied
 
 This module makes the files (`generate_project_files`); tinyml.firmware.manifest writes them.
-Everything is checked before anything is written: the board, the app's sensors, the model's
-ops and its fit on the board (through tinyml.model.inspect), the labels. The project folder
+Everything is checked before anything is written: the board (that its TFLM library builds for
+it), the app's sensors, the model's ops, what the board's library computes and the model's fit
+on the board (through tinyml.model.inspect), the labels. The project folder
 is then written file by file, atomically, and a file only where the project manifest
 (`.tinyml-render.json`) shows it is the tool's own.
 """
@@ -92,6 +93,7 @@ def generate_project_files(
     """Every file of the project; checks all, writes nothing."""
     from tinyml.model.inspect import check_fits, inspect_model
 
+    board.check_firmware()
     app_spec = load_app(app)
     sensors = app_sensors(board, app_spec)
     check_labels(app_spec, labels)

@@ -8,9 +8,10 @@ the parent turns it into a ModelError, cleans up, and the converter's own C++ li
 
 The child starts first (`ConverterChild()`) and loads TensorFlow while the parent loads and
 exports the model, so the second TensorFlow import costs little wall time. The parent then
-hands over a work folder holding the SavedModel (`saved_model/`) and the calibration samples
-(a .npy file) by writing the folder's path on the child's stdin; the child writes float.tflite
-and int8.tflite there, or error.json with the ModelError's problem and fix. The child never
+hands over a work folder holding the SavedModel (`saved_model/`), the calibration samples
+(a .npy file) and request.json (how Dense weights are quantized) by writing the folder's path on
+the child's stdin; the child writes float.tflite, int8.tflite and, when asked, the per-channel
+variant int8_per_channel.tflite there, or error.json with the ModelError's problem and fix. The child never
 outlives the parent: closing the ConverterChild (also on Ctrl-C or any error) ends it, and on
 Linux the kernel ends it if the parent dies.
 """
@@ -36,6 +37,8 @@ SAVED_MODEL_DIR = "saved_model"
 CALIBRATION_FILE = "calibration.npy"
 FLOAT_FILE = "float.tflite"
 INT8_FILE = "int8.tflite"
+PER_CHANNEL_FILE = "int8_per_channel.tflite"
+REQUEST_FILE = "request.json"
 ERROR_FILE = "error.json"
 # Converting a microcontroller-sized model takes seconds; this is for a converter that hangs.
 TIMEOUT_S = 1800.0
@@ -72,9 +75,15 @@ class ConverterChild:
             self._process.stdin.close()
         self._output.close()
 
-    def convert(self, work_dir: Path, calibration: np.ndarray) -> tuple[bytes, bytes]:
-        """(float32 TFLite bytes, full-int8 TFLite bytes) of work_dir/saved_model."""
+    def convert(self, work_dir: Path, calibration: np.ndarray, per_channel_dense: bool, also_per_channel: bool) -> tuple[bytes, bytes, bytes | None]:
+        """(float32, full-int8, per-channel full-int8 or None) TFLite bytes of work_dir/saved_model.
+
+        `per_channel_dense` chooses Dense weight scales for the int8 model; `also_per_channel`
+        asks for the per-channel variant too, to measure what per-tensor weights cost.
+        """
         np.save(work_dir / CALIBRATION_FILE, calibration, allow_pickle=False)
+        request = {"per_channel_dense": per_channel_dense, "also_per_channel": also_per_channel and not per_channel_dense}
+        (work_dir / REQUEST_FILE).write_text(json.dumps(request), encoding="utf-8")
         assert self._process.stdin is not None
         try:
             self._process.stdin.write(str(work_dir).encode("utf-8") + b"\n")
@@ -100,7 +109,9 @@ class ConverterChild:
                 "run with --verbose to see the converter's last lines; keep to standard Dense/Conv/Pooling layers, "
                 "and report the model to TensorFlow if it is one",
             )
-        return (work_dir / FLOAT_FILE).read_bytes(), (work_dir / INT8_FILE).read_bytes()
+        per_channel_file = work_dir / PER_CHANNEL_FILE
+        per_channel = per_channel_file.read_bytes() if per_channel_file.is_file() else None
+        return (work_dir / FLOAT_FILE).read_bytes(), (work_dir / INT8_FILE).read_bytes(), per_channel
 
 
 def _die_with_parent() -> None:
@@ -130,8 +141,12 @@ def _child_main() -> int:
     directory = Path(folder)
     try:
         calibration = np.load(directory / CALIBRATION_FILE, allow_pickle=False)
-        float_bytes = convert_saved_model(str(directory / SAVED_MODEL_DIR), None)
-        int8_bytes = convert_saved_model(str(directory / SAVED_MODEL_DIR), calibration)
+        request = json.loads((directory / REQUEST_FILE).read_text(encoding="utf-8"))
+        saved_model = str(directory / SAVED_MODEL_DIR)
+        float_bytes = convert_saved_model(saved_model, None)
+        int8_bytes = convert_saved_model(saved_model, calibration, request["per_channel_dense"])
+        if request["also_per_channel"]:
+            (directory / PER_CHANNEL_FILE).write_bytes(convert_saved_model(saved_model, calibration, True))
     except TinyMLError as exc:
         (directory / ERROR_FILE).write_text(json.dumps({"problem": exc.problem, "fix": exc.fix}), encoding="utf-8")
         return 3

@@ -13,6 +13,11 @@ the kernels' per-operator data, rounded up to 16 bytes (TFLM's arena alignment).
 runtime is 64-bit, so its pointer-sized bookkeeping in the arena is larger than on a 32-bit
 Cortex-M: the measurement errs on the safe side.
 
+Given a board, the model is also set against the board's TFLM library (its facts, from
+boards/libraries/): an op the library does not register, or FULLY_CONNECTED weights quantized per
+channel where the library applies one scale to every channel, is a `LibraryProblem`; render
+refuses such a model, since the board would fail or compute something else than the host.
+
 Flash needed on a board = the model array + the estimated code of the kernels the model uses
 (tinyml.model.ops) + the board's runtime estimate (Arduino core + TFLM interpreter, from its profile).
 RAM needed = the firmware arena + the board's runtime RAM estimate.
@@ -38,11 +43,26 @@ ARENA_ALIGNMENT = 16
 KIB = 1024
 
 
+class LibraryFacts(Protocol):
+    """The attributes of a TFLM library's facts (tinyml.firmware.libraries.LibraryFacts) that inspect reads."""
+
+    label: str  # e.g. "Arduino_TensorFlowLite 2.4.0-ALPHA at 06841a8 (TFLM of 2022-12-14)"
+    ops: frozenset[str]  # the builtin ops it registers
+    per_channel_fully_connected: bool
+    differences: tuple[ArithmeticDifference, ...]  # ops it computes otherwise than today's TFLM
+
+
+class ArithmeticDifference(Protocol):
+    op: str
+    effect: str
+
+
 class BoardFacts(Protocol):
     """The attributes of a board profile (tinyml.firmware.boards.BoardProfile) that inspect reads."""
 
     id: str
     name: str
+    library: LibraryFacts
     flash_bytes: int  # flash a sketch can use
     ram_bytes: int  # RAM a sketch can use
     runtime_flash_bytes: int  # Arduino core + TFLM interpreter, without kernels (estimate)
@@ -57,6 +77,18 @@ class UnsupportedOp:
 
     def to_dict(self) -> dict[str, str]:
         return {"op": self.op, "reason": self.reason, "fix": self.fix}
+
+
+@dataclass(frozen=True)
+class LibraryProblem:
+    """Something in the model that the board's TFLM library cannot run, or would compute wrongly."""
+
+    kind: str  # "missing_op" or "per_channel_fully_connected"
+    problem: str
+    fix: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "problem": self.problem, "fix": self.fix}
 
 
 @dataclass(frozen=True)
@@ -134,6 +166,9 @@ class InspectReport:
     scratch_margin_bytes: int  # largest CMSIS-NN scratch buffer (estimate)
     kernel_code_bytes: int  # estimate, Cortex-M4F
     fit: FitReport | None = None
+    library_problems: tuple[LibraryProblem, ...] = ()  # against the board's library (with a board)
+    library: str | None = None  # the board's library, as messages name it
+    library_differences: tuple[str, ...] = ()  # "OP: effect" for the model's ops the library computes otherwise
     source: str = ""
 
     @property
@@ -194,6 +229,15 @@ class InspectReport:
             },
             "kernel_code_bytes_estimate": self.kernel_code_bytes,
             "fit": self.fit.to_dict() if self.fit is not None else None,
+            "board_library": (
+                None
+                if self.library is None
+                else {
+                    "library": self.library,
+                    "problems": [p.to_dict() for p in self.library_problems],
+                    "differences": list(self.library_differences),
+                }
+            ),
         }
 
 
@@ -279,6 +323,41 @@ def find_unsupported(facts: ModelFacts) -> tuple[UnsupportedOp, ...]:
     return tuple(found)
 
 
+def per_channel_fully_connected(facts: ModelFacts) -> list[int]:
+    """Indexes of the FULLY_CONNECTED operators whose weights have one scale per output channel."""
+    found = []
+    for index, op in enumerate(facts.operators):
+        if op.op == "FULLY_CONNECTED" and len(op.inputs) > 1 and op.inputs[1] >= 0 and len(facts.tensors[op.inputs[1]].scales) > 1:
+            found.append(index)
+    return found
+
+
+def library_problems(facts: ModelFacts, board: BoardFacts) -> tuple[LibraryProblem, ...]:
+    """What the board's TFLM library cannot run in this model, or would compute wrongly."""
+    library = board.library
+    problems = []
+    missing = [op for op in facts.op_names if op in ops.OPS and op not in library.ops]
+    if missing:
+        problems.append(
+            LibraryProblem(
+                "missing_op",
+                f"board {board.id}'s TFLM library {library.label} has no kernel for {', '.join(missing)}",
+                "replace the layers that use it, or choose a board whose library has it (`tinyml boards show ID` names each board's library)",
+            )
+        )
+    per_channel = per_channel_fully_connected(facts)
+    if per_channel and not library.per_channel_fully_connected:
+        problems.append(
+            LibraryProblem(
+                "per_channel_fully_connected",
+                f"{len(per_channel)} FULLY_CONNECTED (Dense) layer(s) have per-channel weights, which board {board.id}'s "
+                f"TFLM library {library.label} computes wrongly (one scale for every channel)",
+                f"re-quantize with `tinyml quantize MODEL --calibration DATA --board {board.id}` (per-tensor Dense weights)",
+            )
+        )
+    return tuple(problems)
+
+
 def fit_for(report: InspectReport, board: BoardFacts) -> FitReport:
     """Flash and RAM the model needs on `board`, against what the board has."""
     if report.firmware_arena_bytes is None:
@@ -333,6 +412,9 @@ def inspect_model(model: str | Path | bytes, board: BoardFacts | None = None) ->
         kernel_code_bytes=ops.kernel_code_bytes(facts.op_counts),
         source=source,
     )
+    if board is not None:
+        differences = tuple(f"{d.op}: {d.effect}" for d in board.library.differences if d.op in facts.op_counts)
+        report = replace(report, library_problems=library_problems(facts, board), library=board.library.label, library_differences=differences)
     if board is not None and arena is not None:
         report = replace(report, fit=fit_for(report, board))
     return report
@@ -351,7 +433,8 @@ def _unsupported_fix(report: InspectReport) -> str:
 
 
 def check_fits(report: InspectReport, board: BoardFacts | None = None) -> None:
-    """Raise ModelError unless the model is full int8, TFLM runs every op, and it fits the board.
+    """Raise ModelError unless the model is full int8, TFLM runs every op, the board's TFLM
+    library runs it as the host does, and it fits the board.
 
     `board` defaults to the board the report was made for (`inspect_model(..., board=...)`).
     Called by `render` before it writes anything.
@@ -364,6 +447,9 @@ def check_fits(report: InspectReport, board: BoardFacts | None = None) -> None:
             "the model is not full-integer int8 (float or hybrid tensors remain); the firmware runs int8 models only",
             "quantize it with `tinyml quantize MODEL --calibration DATA`",
         )
+    problems = library_problems(report.facts, board) if board is not None else report.library_problems
+    if problems:
+        raise ModelError(problems[0].problem, problems[0].fix)
     if not report.tflm_supported:
         raise ModelError(f"the TFLM runtime cannot run the model: {report.tflm_error}", _unsupported_fix(report))
     fit = fit_for(report, board) if board is not None else report.fit

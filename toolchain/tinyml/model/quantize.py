@@ -13,6 +13,13 @@ at run time, which cost flash and arena on a microcontroller for nothing.
 
 With evaluation data the float model and the int8 model (the bit-exact TFLite reference, no
 XNNPACK) run on the same samples, so the accuracy the quantization costs is visible.
+
+The converter quantizes Dense (FULLY_CONNECTED) weights per output channel by default. TFLM
+computes that only since 2024-09-27 (tflite-micro PR 2673): older libraries silently use the first
+channel's scale for all. `per_channel_dense=False` asks the converter for one scale per Dense
+weight tensor (convolutions stay per channel), checks that it got it, and, with evaluation data,
+also evaluates the per-channel model, so the accuracy per-tensor weights cost is measured, not
+guessed. Which setting a board needs is a fact of its library (tinyml.firmware.boards.quantize_options).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from tinyml.model import ops
 from tinyml.core.data import Dataset, check_class_labels, check_finite, class_count
 from tinyml.core.errors import InputError, ModelError, first_line
 from tinyml.core.files import atomic_write_bytes, check_can_write
+from tinyml.model.inspect import per_channel_fully_connected
 from tinyml.model.keras import KERAS_SUFFIXES, load_keras_file
 from tinyml.model.converter_process import SAVED_MODEL_DIR, ConverterChild
 from tinyml.model.modelfile import ModelFacts, TensorFacts, read_model
@@ -64,6 +72,10 @@ class QuantizeResult:
     int8_accuracy: float | None = None  # TFLite reference (no XNNPACK), same samples
     top1_agreement: float | None = None  # fraction of eval samples where float and int8 pick the same class
     output_mean_abs_error: float | None = None  # float output vs dequantized int8 output
+    per_channel_dense: bool = True  # Dense weights quantized per output channel (else per tensor)
+    # With per-tensor Dense weights and evaluation data: the per-channel model on the same samples.
+    per_channel_int8_accuracy: float | None = None
+    per_channel_top1_agreement: float | None = None
 
     @property
     def int8_size_bytes(self) -> int:
@@ -105,6 +117,9 @@ class QuantizeResult:
             "int8_accuracy": self.int8_accuracy,
             "top1_agreement": self.top1_agreement,
             "output_mean_abs_error": self.output_mean_abs_error,
+            "dense_weights": "per-channel" if self.per_channel_dense else "per-tensor",
+            "per_channel_int8_accuracy": self.per_channel_int8_accuracy,
+            "per_channel_top1_agreement": self.per_channel_top1_agreement,
         }
 
 
@@ -352,7 +367,7 @@ def _calibration_subset(x: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- conversion and verification
 
 
-def convert_saved_model(saved_model_dir: str, calibration: np.ndarray | None) -> bytes:
+def convert_saved_model(saved_model_dir: str, calibration: np.ndarray | None, per_channel_dense: bool = True) -> bytes:
     """TFLite bytes: float32 when `calibration` is None, else full-integer int8.
 
     Runs in the converter's child process (tinyml.model.converter_process), where a crash of
@@ -361,6 +376,9 @@ def convert_saved_model(saved_model_dir: str, calibration: np.ndarray | None) ->
     tf = import_tensorflow()
 
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+    # A private switch (TF 2.21 lite.py), honoured by both the calibration and the converter;
+    # quantize_model checks the result, so a TensorFlow that drops it fails loudly.
+    converter._experimental_disable_per_channel_quantization_for_dense_layers = not per_channel_dense
     if calibration is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([calibration[i : i + 1]] for i in range(len(calibration)))
@@ -418,18 +436,37 @@ def verify_full_int8(facts: ModelFacts) -> None:
 # ---------------------------------------------------------------- evaluation
 
 
-def _evaluate(model: _FloatModel, tflite_bytes: bytes, facts: ModelFacts, data: Dataset, progress: Progress | None) -> dict[str, Any]:
+def _int8_outputs(tflite_bytes: bytes, facts: ModelFacts, x: np.ndarray, progress: Callable[[int], None] | None) -> np.ndarray:
+    """The int8 model's dequantized outputs for every sample (TFLite reference)."""
     from tinyml.model.reference import ReferenceInterpreter
 
-    x = data.x
-    float_out = model.predict(x).reshape(len(x), -1)
     interpreter = ReferenceInterpreter(tflite_bytes)
-    int8_out = np.empty((len(x), facts.outputs[0].element_count), dtype=np.float32)
+    out = np.empty((len(x), facts.outputs[0].element_count), dtype=np.float32)
     for i in range(len(x)):
         q = interpreter.invoke(quantize_input(x[i], facts.inputs[0]))
-        int8_out[i] = dequantize(q, facts.outputs[0]).reshape(-1)
+        out[i] = dequantize(q, facts.outputs[0]).reshape(-1)
         if progress is not None:
-            progress(i + 1, len(x))
+            progress(i + 1)
+    return out
+
+
+def _evaluate(
+    model: _FloatModel,
+    tflite_bytes: bytes,
+    facts: ModelFacts,
+    data: Dataset,
+    progress: Progress | None,
+    per_channel: tuple[bytes, ModelFacts] | None = None,
+) -> dict[str, Any]:
+    """Float vs int8 on `data`; with `per_channel` (the per-channel Dense variant) that one too."""
+    x = data.x
+    runs = 2 if per_channel is not None else 1
+
+    def step(run: int) -> Callable[[int], None] | None:
+        return None if progress is None else lambda done: progress(run * len(x) + done, runs * len(x))
+
+    float_out = model.predict(x).reshape(len(x), -1)
+    int8_out = _int8_outputs(tflite_bytes, facts, x, step(0))
     float_classes = predicted_classes(float_out)
     int8_classes = predicted_classes(int8_out)
     result: dict[str, Any] = {
@@ -440,6 +477,11 @@ def _evaluate(model: _FloatModel, tflite_bytes: bytes, facts: ModelFacts, data: 
     if data.y is not None:
         result["float_accuracy"] = float(np.mean(float_classes == data.y))
         result["int8_accuracy"] = float(np.mean(int8_classes == data.y))
+    if per_channel is not None:
+        per_channel_classes = predicted_classes(_int8_outputs(*per_channel, x, step(1)))
+        result["per_channel_top1_agreement"] = float(np.mean(float_classes == per_channel_classes))
+        if data.y is not None:
+            result["per_channel_int8_accuracy"] = float(np.mean(per_channel_classes == data.y))
     return result
 
 
@@ -454,9 +496,11 @@ def quantize_model(
     out: str | Path | None = None,
     force: bool = False,
     progress: Progress | None = None,
+    per_channel_dense: bool = True,
 ) -> QuantizeResult:
     """Convert `model` to a verified full-integer int8 `.tflite`; write it to `out` if given.
 
+    `per_channel_dense=False` gives Dense layers one weight scale each (see the module doc).
     `progress(done, total)` follows the evaluation, the one long loop. The conversion runs in
     a child process (tinyml.model.converter_process), started here so that it loads
     TensorFlow while this process loads the model.
@@ -465,10 +509,18 @@ def quantize_model(
     if out_path is not None:
         check_can_write(out_path, force, inputs=[model] if isinstance(model, (str, Path)) else [])
     with ConverterChild() as converter:
-        return _quantize_model(converter, model, calibration, eval_data, out_path, progress)
+        return _quantize_model(converter, model, calibration, eval_data, out_path, progress, per_channel_dense)
 
 
-def _quantize_model(converter: ConverterChild, model: Any, calibration: Dataset | np.ndarray, eval_data: Dataset | np.ndarray | None, out_path: Path | None, progress: Progress | None) -> QuantizeResult:
+def _quantize_model(
+    converter: ConverterChild,
+    model: Any,
+    calibration: Dataset | np.ndarray,
+    eval_data: Dataset | np.ndarray | None,
+    out_path: Path | None,
+    progress: Progress | None,
+    per_channel_dense: bool,
+) -> QuantizeResult:
     float_model = load_float_model(model)
     if not float_model.input_dtype.startswith("float"):
         raise ModelError(f"{float_model.name} takes {float_model.input_dtype} input", "tinyml quantizes models with float inputs; scale the data inside the model instead")
@@ -489,11 +541,22 @@ def _quantize_model(converter: ConverterChild, model: Any, calibration: Dataset 
             check_class_labels(eval_set, class_count(units), "evaluation")
 
     log.info("converting %s to full-integer int8 with %d calibration samples (input %s, batch 1)", float_model.name, len(x_cal), shape)
+    per_channel: tuple[bytes, ModelFacts] | None = None
     with tempfile.TemporaryDirectory(prefix="tinyml-quantize-") as directory:
         float_model.export(str(Path(directory) / SAVED_MODEL_DIR), (1, *shape))
-        float_bytes, tflite_bytes = converter.convert(Path(directory), x_cal)
+        if not per_channel_dense and eval_set is not None:
+            log.info("converting the per-channel variant too, to measure what per-tensor Dense weights cost")
+        float_bytes, tflite_bytes, per_channel_bytes = converter.convert(Path(directory), x_cal, per_channel_dense, also_per_channel=eval_set is not None)
+        if per_channel_bytes is not None:
+            per_channel = (per_channel_bytes, read_model(per_channel_bytes))
     facts = read_model(tflite_bytes)
     verify_full_int8(facts)
+    if not per_channel_dense and per_channel_fully_connected(facts):
+        raise ModelError(
+            "the TFLite converter ignored the request for per-tensor Dense weights (its private switch "
+            "_experimental_disable_per_channel_quantization_for_dense_layers)",
+            "use the TensorFlow version tinyml pins (2.21), or quantize for a board whose TFLM library has per-channel FULLY_CONNECTED",
+        )
     log.info("int8 model: %d bytes (float %d bytes), ops %s", len(tflite_bytes), len(float_bytes), ", ".join(facts.op_names))
 
     scores: dict[str, Any] = {}
@@ -501,7 +564,7 @@ def _quantize_model(converter: ConverterChild, model: Any, calibration: Dataset 
         if units is None:  # a model that did not say its output width: the converted one does
             check_class_labels(eval_set, class_count(facts.outputs[0].element_count), "evaluation")
         log.info("evaluating the float and int8 models on %d samples", len(eval_set))
-        scores = _evaluate(float_model, tflite_bytes, facts, eval_set, progress)
+        scores = _evaluate(float_model, tflite_bytes, facts, eval_set, progress, per_channel)
     if out_path is not None:
         atomic_write_bytes(out_path, tflite_bytes)
         log.info("wrote %s", out_path)
@@ -511,5 +574,6 @@ def _quantize_model(converter: ConverterChild, model: Any, calibration: Dataset 
         float_size_bytes=len(float_bytes),
         calibration_samples=len(x_cal),
         out=out_path,
+        per_channel_dense=per_channel_dense,
         **scores,
     )

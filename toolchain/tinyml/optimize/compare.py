@@ -206,11 +206,13 @@ def compare_variants(
     out_dir: str | Path | None = None,
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    per_channel_dense: bool = True,
 ) -> CompareReport:
     """Build each variant of a trained Keras model and measure it; write the report to `out_dir`.
 
-    Every int8 variant goes through `tinyml.model.quantize.quantize_model`; its `.tflite` is kept in
-    `report.tflite` and written to `out_dir/variants/` so it can be rendered and validated.
+    Every int8 variant goes through `tinyml.model.quantize.quantize_model` (with `per_channel_dense`);
+    its `.tflite` is kept in `report.tflite` and written to `out_dir/variants/` so it can be
+    rendered and validated.
     """
     from tinyml.model.quantize import quantize_model
 
@@ -230,10 +232,11 @@ def compare_variants(
         label = VARIANTS[name][1].format(sparsity=sparsity, clusters=clusters)
         if name in ("float", "ptq"):
             if ptq is None:
-                ptq = quantize_model(model, calibration, eval_data=eval_data)
+                ptq = quantize_model(model, calibration, eval_data=eval_data, per_channel_dense=per_channel_dense)
             quantized = ptq
         else:
-            quantized = optimize_model(model, train, _settings_for(name, sparsity, clusters, epochs, batch_size), val=eval_data).quantized
+            variant_settings = _settings_for(name, sparsity, clusters, epochs, batch_size)
+            quantized = optimize_model(model, train, variant_settings, val=eval_data, per_channel_dense=per_channel_dense).quantized
         if name == "float":
             rows.append(VariantRow(name, label, ptq.float_accuracy, None, ptq.float_size_bytes, None, None, None, "the firmware runs int8 models only", None, None))
         else:
@@ -242,7 +245,14 @@ def compare_variants(
         if progress is not None:
             progress(done + 1, len(variants))
 
-    settings = {"variants": list(variants), "sparsity": sparsity, "clusters": clusters, "epochs": epochs, "batch_size": batch_size}
+    settings = {
+        "variants": list(variants),
+        "sparsity": sparsity,
+        "clusters": clusters,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "dense_weights": "per-channel" if per_channel_dense else "per-tensor",
+    }
     report = CompareReport(rows, settings, len(eval_data), tflite=tflite)
     if out_path is not None:
         write_report(report, out_path)

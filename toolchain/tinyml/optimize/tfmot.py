@@ -348,8 +348,12 @@ def optimize_model(
     out: str | Path | None = None,
     force: bool = False,
     progress: Progress | None = None,
+    per_channel_dense: bool = True,
 ) -> OptimizeResult:
     """Apply the techniques in `settings` to a trained Keras 3 or tf_keras model, then quantize it.
+
+    `per_channel_dense` goes to the quantize stage (False: per-tensor Dense weights, what a
+    board whose TFLM library lacks per-channel FULLY_CONNECTED needs).
 
     `out` is where the int8 `.tflite` goes (written by the quantize stage; refused if it exists
     unless `force`). Raises InputError for bad settings or data, ModelError for layers TFMOT
@@ -391,7 +395,7 @@ def optimize_model(
 
     kernels_float = float_kernels(working)
     # All of the training data: the quantize stage takes evenly spaced samples from it.
-    quantized = quantize_model(working, x, eval_data=val, out=out, force=force)
+    quantized = quantize_model(working, x, eval_data=val, out=out, force=force, per_channel_dense=per_channel_dense)
     kernels = kernel_stats(quantized.tflite_bytes)
     log.info("%s: float sparsity %.1f%%, int8 sparsity %.1f%%", settings.name, 100 * (sum(k.zeros for k in kernels_float) / max(1, sum(k.elements for k in kernels_float))), 100 * overall_sparsity(kernels))
     return OptimizeResult(settings, working, quantized, kernels_float, kernels, history)
