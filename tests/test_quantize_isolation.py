@@ -92,7 +92,7 @@ def test_a_converter_that_crashes_is_a_model_error_not_the_end_of_the_command(tm
         converter._process.send_signal(signal.SIGSEGV)  # what TensorFlow's converter does on an LSTM
         converter._process.wait(timeout=60)
         with pytest.raises(ModelError, match="crashed .*SIGSEGV"):
-            converter.convert(tmp_path, np.zeros((1, 2), np.float32))
+            converter.convert(tmp_path, np.zeros((1, 2), np.float32), per_channel_dense=True, also_per_channel=False)
 
 
 @pytest.mark.timeout(120)
