@@ -92,3 +92,13 @@ def int8_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     directory = tmp_path_factory.mktemp("int8_models")
     return {kind: write_int8_model(kind, directory) for kind in INPUT_SHAPES}
+
+
+@pytest.fixture(scope="session")
+def pinned_host_library():
+    """The pinned library built for the host (tinyml.model.board_library), once per session:
+    about 2 minutes the first time on two cores, then found in the user's cache."""
+    require_tool("g++")
+    from tinyml.model.board_library import build_host_library
+
+    return build_host_library(pinned_library_dir())
