@@ -1,17 +1,20 @@
 """Hardware-in-the-loop validation: does the board compute what the host computes?
 
 `validate_device(port, model, data)` checks over INFO that the board runs this model (by
-hash), then sends each sample and compares the board's output tensor with two host runs of
-the same int8 model: the bit-exact TFLite reference (tinyml.model.reference, no XNNPACK) and
-the TFLM runtime (tinyml.model.tflm). It reads where a reader would stop:
+hash), then sends each sample and compares the board's output tensor with host runs of the
+same int8 model. The verdict's reference is the board's own TFLM library built for the host
+(tinyml.model.board_library), found from `library`, $TINYML_TFLM_LIBRARY or the rendered
+`project_dir`; without a library source it is the TFLM runtime, and the report says so
+(tinyml.validation.host_reference). The TFLite reference (tinyml.model.reference, no XNNPACK)
+and the TFLM runtime (tinyml.model.tflm) stay beside it. It reads where a reader would stop:
 
 - the session over the link, with the sample log and resume: tinyml.validation.session;
 - the metrics: tinyml.validation.metrics;
 - the report, its accuracies and the verdict against the thresholds: tinyml.validation.report;
 - report.json and report.html: tinyml.validation.report_files.
 
-Thresholds: `min_exact` is the least device-vs-reference exact-match rate per element and
-`min_agreement` the least device-vs-reference top-1 agreement, both fractions in [0, 1]. The
+Thresholds: `min_exact` is the least exact-match rate per element and `min_agreement` the
+least top-1 agreement with the verdict's reference, both fractions in [0, 1]. The
 report is written first; then a failed threshold raises `ThresholdFailed` (a
 ValidationFailed, exit code 6) that carries the report.
 """
@@ -29,6 +32,7 @@ from tinyml.core.errors import InputError
 from tinyml.model.keras import load_keras_file
 from tinyml.model.modelfile import TensorFacts, read_model, read_model_bytes
 from tinyml.model.quantization import dequantize, predicted_classes, quantize_input
+from tinyml.validation.host_reference import choose_reference
 from tinyml.validation.report import ValidationReport, build_report
 from tinyml.validation.session import SAMPLES_FILE, data_fingerprint, run_session
 
@@ -47,9 +51,12 @@ def validate_device(
     float_model: str | Path | None = None,
     progress: Callable[[int, int], None] | None = None,
     link_options: dict[str, Any] | None = None,
+    library: str | Path | None = None,
+    project_dir: str | Path | None = None,
 ) -> ValidationReport:
     """Validate the board on `port` against the host for every sample of `data` (see module doc)."""
     _check_arguments(limit, report_dir, min_exact, min_agreement, resume)
+    host_reference = choose_reference(library, project_dir)
     model_bytes = bytes(model) if isinstance(model, (bytes, bytearray)) else read_model_bytes(model)
     facts = read_model(model_bytes)
     dataset = data if isinstance(data, Dataset) else load_dataset(data)
@@ -70,6 +77,7 @@ def validate_device(
         dataset,
         x_q,
         data_sha256=data_sha256,
+        host_reference=host_reference,
         report_dir=directory,
         resume=resume,
         force=force,
@@ -77,7 +85,7 @@ def validate_device(
         link_options=link_options,
     )
     float_top1 = _float_predictions(float_model, dataset.x, facts.inputs[0]) if float_model is not None and dataset.y is not None else None
-    report = build_report(port, model, facts, session.info, session.records, float_top1, session.link_stats, min_exact, min_agreement)
+    report = build_report(port, model, facts, session.info, host_reference, session.records, float_top1, session.link_stats, min_exact, min_agreement)
     report.resumed_samples = session.resumed
     if directory is not None:
         from tinyml.validation.report_files import write_report
