@@ -326,3 +326,15 @@ def test_without_a_library_the_verdict_is_the_tflm_runtime_and_says_it_is_not_th
     assert report["verdict"] == report["device_vs_tflm"]
     assert "--library DIR" in report["reference"]["note"]
 
+
+@pytest.mark.timeout(600)
+def test_a_virtual_board_on_the_boards_library_validates_exactly_against_it(dense: Path, dense_arena: int, dense_data: Path, tmp_path: Path, pinned_host_library) -> None:
+    """With --library the virtual board computes what the board computes, per-channel Dense included."""
+    library = pinned_host_library.library_dir
+    with VirtualBoard(dense, labels=["a", "b", "c", "d"], link=tmp_path / "port", arena_bytes=dense_arena, library=library) as board:
+        assert board.description == "virtual board, Arduino_TensorFlowLite 2.4.0-ALPHA host build"
+        report = validate_device(board.port, dense, dense_data, limit=12, library=library, min_exact=1.0, link_options=FAST_LINK)
+    assert report.passed and report.verdict is report.device_vs_board_library
+    assert report.device_vs_board_library.exact_match == 1.0 and report.device_vs_tflm.exact_match < 1.0
+    with _board(dense, dense_arena, tmp_path, name="default") as board:
+        assert board.description.startswith("virtual board, TFLM Python runtime (tflite-micro ")
