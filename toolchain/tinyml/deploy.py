@@ -272,8 +272,11 @@ def _stage_validate(run: _Run) -> dict[str, Any]:
 
     if s.port == VIRTUAL_PORT:
         from tinyml.device.virtual_board import VirtualBoard
+        from tinyml.validation.host_reference import choose_reference
 
-        with VirtualBoard(s.model_path, labels=s.labels, board=s.board_id) as board:
+        # The stand-in computes as the verdict's reference does: the board's library when found.
+        library = choose_reference(s.library, s.out_dir / FIRMWARE_DIR).library_dir
+        with VirtualBoard(s.model_path, labels=s.labels, board=s.board_id, library=library) as board:
             report = _validate(board.port)
     else:
         # The sketch may come back on another port than the upload used (or --port auto).

@@ -79,9 +79,7 @@ def choose_reference(library: str | Path | None = None, project_dir: str | Path 
     except ToolError as missing:
         if library:
             raise
-        fallback = tflm_runtime_reference(f"not the board's library: {missing.problem}; to compare with the board's library, {missing.fix}")
-        log.warning("reference: %s, %s", fallback.name, fallback.note)
-        return fallback
+        return tflm_runtime_reference(f"not the board's library: {missing.problem}; to compare with the board's library, {missing.fix}")
     return HostReference(
         kind=BOARD_LIBRARY,
         name=f"{source.name} {source.version} (the board's library, built for the host)",

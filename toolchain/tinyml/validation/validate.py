@@ -21,6 +21,7 @@ ValidationFailed, exit code 6) that carries the report.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ from tinyml.model.quantization import dequantize, predicted_classes, quantize_in
 from tinyml.validation.host_reference import choose_reference
 from tinyml.validation.report import ValidationReport, build_report
 from tinyml.validation.session import SAMPLES_FILE, data_fingerprint, run_session
+
+log = logging.getLogger("tinyml.validate")
 
 
 def validate_device(
@@ -57,6 +60,8 @@ def validate_device(
     """Validate the board on `port` against the host for every sample of `data` (see module doc)."""
     _check_arguments(limit, report_dir, min_exact, min_agreement, resume)
     host_reference = choose_reference(library, project_dir)
+    if not host_reference.is_board_library:
+        log.warning("reference: %s, %s", host_reference.name, host_reference.note)
     model_bytes = bytes(model) if isinstance(model, (bytes, bytearray)) else read_model_bytes(model)
     facts = read_model(model_bytes)
     dataset = data if isinstance(data, Dataset) else load_dataset(data)
