@@ -338,3 +338,8 @@ def test_a_virtual_board_on_the_boards_library_validates_exactly_against_it(dens
     assert report.device_vs_board_library.exact_match == 1.0 and report.device_vs_tflm.exact_match < 1.0
     with _board(dense, dense_arena, tmp_path, name="default") as board:
         assert board.description.startswith("virtual board, TFLM Python runtime (tflite-micro ")
+
+
+def test_a_library_folder_that_is_not_one_is_an_input_error_before_the_port_is_opened(dense: Path, dense_data: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not an Arduino library"):
+        validate_device(str(tmp_path / "no-such-port"), dense, dense_data, library=tmp_path)
