@@ -38,6 +38,8 @@ API_SOURCE = Path(__file__).with_name("native") / "host_library_api.cpp"
 CACHE_KIND = "host_tflm"
 SHARED_LIBRARY = "libtinyml_host_tflm.so"
 BUILD_INFO = "build.json"
+# How a report names what this module runs, after the library's name and version.
+HOST_BUILD = "the board's library, built for the host"
 
 # Files under the library's src/ that are not built for the host: (path or folder, why).
 HOST_EXCLUSIONS: tuple[tuple[str, str], ...] = (
@@ -125,7 +127,7 @@ class HostLibrary:
         return library_label(self.library_dir)
 
     def describe(self) -> str:
-        return f"{self.label} (the board's library, built for the host)"
+        return f"{self.label} ({HOST_BUILD})"
 
     def build_info(self) -> dict:
         """What build.json recorded: sources, flags, compilers, seconds."""

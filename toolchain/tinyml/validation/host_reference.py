@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tinyml.core.errors import ToolError
+from tinyml.model.board_library import HOST_BUILD
 
 log = logging.getLogger("tinyml.validate")
 
@@ -52,9 +53,6 @@ class HostReference:
     def is_board_library(self) -> bool:
         return self.kind == BOARD_LIBRARY
 
-    def describe(self) -> str:
-        return f"{self.name}; {self.note}"
-
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -82,7 +80,7 @@ def choose_reference(library: str | Path | None = None, project_dir: str | Path 
         return tflm_runtime_reference(f"not the board's library: {missing.problem}; to compare with the board's library, {missing.fix}")
     return HostReference(
         kind=BOARD_LIBRARY,
-        name=f"{source.name} {source.version} (the board's library, built for the host)",
+        name=f"{source.name} {source.version} ({HOST_BUILD})",
         note=f"found by {source.found_by} at {source.path}",
         library_dir=str(source.path),
     )
