@@ -100,3 +100,13 @@ def per_channel_dense_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from modelzoo import write_int8_model
 
     return write_int8_model("dense", tmp_path_factory.mktemp("per_channel_models"), per_channel_dense=True)
+
+
+@pytest.fixture(scope="session")
+def pinned_host_library():
+    """The pinned library built for the host (tinyml.model.board_library), once per session:
+    about 2 minutes the first time on two cores, then found in the user's cache."""
+    require_tool("g++")
+    from tinyml.model.board_library import build_host_library
+
+    return build_host_library(pinned_library_dir())

@@ -131,6 +131,16 @@ def test_virtual_board_validation_is_bit_exact(int8_models: dict[str, Path], tmp
     assert result.stage("validate").facts["samples"] == 24
 
 
+def test_deploy_passes_the_boards_library_to_validate_and_the_virtual_board(int8_models: dict[str, Path], tmp_path: Path, pinned_host_library) -> None:
+    """The dense model's Dense layers are per-channel, which the pinned library computes its own
+    way: the virtual board computes with that library too, so the verdict against it is exact."""
+    x = np.random.default_rng(0).normal(size=(12, 16)).astype(np.float32)
+    result = deploy(int8_models["dense"], board=BOARD, out=tmp_path / "out", eval_data=Dataset(x, np.zeros(12, np.int64)), library=pinned_host_library.library_dir)
+    facts = result.stage("validate").facts
+    assert facts["reference"]["name"] == "Arduino_TensorFlowLite 2.4.0-ALPHA (the board's library, built for the host)"
+    assert result.validation.passed and facts["verdict"] == facts["device_vs_board_library"] and facts["verdict"]["exact_match"] == 1.0
+
+
 def test_cli_deploy_prints_one_summary(int8_models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from tinyml import main
 

@@ -91,6 +91,15 @@ def test_installed_package_ships_templates_and_boards(installed: Path, tmp_path:
     assert {p.name for p in Path(boards).glob("libraries/*.toml")} == {p.name for p in (repo_root / "boards" / "libraries").glob("*.toml")} != set()
 
 
+def test_installed_package_ships_the_host_library_api(installed: Path, tmp_path: Path) -> None:
+    """The board library's host build compiles this C++ file from the installed package."""
+    code = "from tinyml.model.board_library import API_SOURCE\nprint(API_SOURCE)\nprint(API_SOURCE.is_file())\n"
+    proc = run([installed / "python", "-c", code], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    path, exists = proc.stdout.split("\n")[:2]
+    assert "site-packages" in path and exists == "True", proc.stdout
+
+
 def _files(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.name != "__init__.py"}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import socket
 import threading
@@ -22,6 +23,12 @@ from tinyml.validation.validate import prepare_inputs, validate_device
 from tinyml.device.virtual_board import Faults, VirtualBoard
 
 FAST_LINK = {"reply_timeout": 0.25, "reconnect_timeout": 5.0}
+
+
+@pytest.fixture(autouse=True)
+def _no_library_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test names the board's library it means; none comes from the developer's shell."""
+    monkeypatch.delenv("TINYML_TFLM_LIBRARY", raising=False)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +63,7 @@ def test_validation_is_exact_without_faults_and_writes_the_report(dense: Path, d
     assert report.device_vs_tflm.exact_match == 1.0 and report.device_vs_tflm.max_abs_lsb == 0
     assert report.device_vs_tflm.cosine == pytest.approx(1.0)
     assert 0.0 <= report.device_vs_reference.exact_match <= 1.0
-    assert set(report.accuracy) == {"host_float", "host_int8", "tflm", "device"}
+    assert set(report.accuracy) == {"host_float", "host_int8", "tflm", "board_library", "device"}
     assert report.accuracy["device"] == report.accuracy["tflm"]
     assert sum(map(sum, report.confusion)) == 40
     assert report.latency_us.p50 > 0 and report.latency_us.max >= report.latency_us.p95 >= report.latency_us.p50
@@ -64,8 +71,8 @@ def test_validation_is_exact_without_faults_and_writes_the_report(dense: Path, d
     assert seen[-1] == (40, 40)
     data = json.loads((report_dir / "report.json").read_text())
     assert data["passed"] is True and data["samples"] == 40 and data["model_hash"] == read_model(dense).short_hash
-    html = (report_dir / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3  # confusion matrix, latency, per-output error
+    page = (report_dir / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3  # confusion matrix, latency, per-output error
     lines = (report_dir / SAMPLES_FILE).read_text().splitlines()
     assert json.loads(lines[0])["kind"] == "header" and len(lines) == 41
 
@@ -285,3 +292,55 @@ def test_pipeline_quantize_render_virtual_board_validate(tmp_path: Path) -> None
     assert report.samples == 48 and report.device["board_id"] == "nano33ble" and report.class_names == labels
     assert report.device_vs_tflm.exact_match == 1.0
     assert all(0.0 <= report.accuracy[key] <= 1.0 for key in ("host_float", "host_int8", "tflm", "device"))
+
+
+@pytest.mark.timeout(600)
+def test_validation_against_the_boards_library_says_so_everywhere(dense: Path, dense_arena: int, dense_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture, pinned_host_library) -> None:
+    """The virtual board runs the TFLM runtime; the dense model's Dense layers are per-channel,
+    which the pinned library computes otherwise: the verdict against it is not exact."""
+    report_dir = tmp_path / "report"
+    args = ["validate", "--model", str(dense), "--data", str(dense_data), "--limit", "12", "--report", str(report_dir)]
+    with _board(dense, dense_arena, tmp_path) as board:
+        code = tinyml.main([*args, "--port", board.port, "--library", str(pinned_host_library.library_dir), "--min-exact", "1.0"])
+    out = capsys.readouterr().out
+    name = "Arduino_TensorFlowLite 2.4.0-ALPHA (the board's library, built for the host)"
+    assert code == 6 and f"reference: {name}" in out and "device:board library (verdict)" in out
+    report = json.loads((report_dir / "report.json").read_text())
+    assert report["reference"]["kind"] == "board_library" and report["reference"]["name"] == name
+    assert report["verdict"] == report["device_vs_board_library"] and report["verdict"]["exact_match"] < 1.0
+    assert report["device_vs_tflm"]["exact_match"] == 1.0  # the virtual board is the TFLM runtime
+    assert name in report["failures"][0]
+    assert set(report["tolerances"]) == {"device_vs_board_library", "device_vs_tflm", "device_vs_reference", "tflm_vs_reference"}
+    page = (report_dir / "report.html").read_text()
+    assert html.escape(name) in page and html.escape("device vs the board's library (host build) (verdict)") in page
+
+
+@pytest.mark.timeout(120)
+def test_without_a_library_the_verdict_is_the_tflm_runtime_and_says_it_is_not_the_boards(dense: Path, dense_arena: int, dense_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    report_dir = tmp_path / "report"
+    with _board(dense, dense_arena, tmp_path) as board:
+        code = tinyml.main(["validate", "--model", str(dense), "--data", str(dense_data), "--limit", "5", "--report", str(report_dir), "--port", board.port, "--min-exact", "1.0"])
+    out = capsys.readouterr().out
+    assert code == 0 and "reference: TFLM Python runtime (tflite-micro " in out and "not the board's library" in out
+    report = json.loads((report_dir / "report.json").read_text())
+    assert report["reference"]["kind"] == "tflm_runtime" and report["device_vs_board_library"] is None
+    assert report["verdict"] == report["device_vs_tflm"]
+    assert "--library DIR" in report["reference"]["note"]
+
+
+@pytest.mark.timeout(600)
+def test_a_virtual_board_on_the_boards_library_validates_exactly_against_it(dense: Path, dense_arena: int, dense_data: Path, tmp_path: Path, pinned_host_library) -> None:
+    """With --library the virtual board computes what the board computes, per-channel Dense included."""
+    library = pinned_host_library.library_dir
+    with VirtualBoard(dense, labels=["a", "b", "c", "d"], link=tmp_path / "port", arena_bytes=dense_arena, library=library) as board:
+        assert board.description == "virtual board, Arduino_TensorFlowLite 2.4.0-ALPHA host build"
+        report = validate_device(board.port, dense, dense_data, limit=12, library=library, min_exact=1.0, link_options=FAST_LINK)
+    assert report.passed and report.verdict is report.device_vs_board_library
+    assert report.device_vs_board_library.exact_match == 1.0 and report.device_vs_tflm.exact_match < 1.0
+    with _board(dense, dense_arena, tmp_path, name="default") as board:
+        assert board.description.startswith("virtual board, TFLM Python runtime (tflite-micro ")
+
+
+def test_a_library_folder_that_is_not_one_is_an_input_error_before_the_port_is_opened(dense: Path, dense_data: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not an Arduino library"):
+        validate_device(str(tmp_path / "no-such-port"), dense, dense_data, library=tmp_path)

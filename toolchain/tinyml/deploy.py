@@ -175,6 +175,7 @@ class _Settings:
     validate_limit: int | None
     min_exact: float | None
     min_agreement: float | None
+    library: str | Path | None  # the board's TFLM library folder for validation, else found as validate finds it
 
     def fingerprint(self) -> str:
         """What a finished stage's outputs depend on: a run with another fingerprint starts afresh."""
@@ -270,12 +271,17 @@ def _stage_validate(run: _Run) -> dict[str, Any]:
             resume=run.resume_validation,
             force=not run.resume_validation,
             progress=run.progress,
+            library=s.library,
+            project_dir=s.out_dir / FIRMWARE_DIR,
         )
 
     if s.port == VIRTUAL_PORT:
         from tinyml.device.virtual_board import VirtualBoard
+        from tinyml.validation.host_reference import choose_reference
 
-        with VirtualBoard(s.model_path, labels=s.labels, board=s.board_id) as board:
+        # The stand-in computes as the verdict's reference does: the board's library when found.
+        library = choose_reference(s.library, s.out_dir / FIRMWARE_DIR).library_dir
+        with VirtualBoard(s.model_path, labels=s.labels, board=s.board_id, library=library) as board:
             report = _validate(board.port)
     else:
         # The sketch may come back on another port than the upload used (or --port auto).
@@ -318,13 +324,16 @@ def deploy(
     validate_limit: int | None = None,
     min_exact: float | None = 1.0,
     min_agreement: float | None = None,
+    library: str | Path | None = None,
     progress: Progress | None = None,
     on_stage: StageListener | None = None,
 ) -> DeployResult:
     """Run every stage not in `skip`, resuming after the last finished one, and return the summary.
 
     `model` is a Keras model (in memory or a file that `tinyml.model.quantize` reads) or an int8
-    `.tflite` (then quantize is skipped). `port` is a serial port or "virtual". A stage that
+    `.tflite` (then quantize is skipped). `port` is a serial port or "virtual". `library` is the
+    board's TFLM library folder that validation compares with (built for the host); without it,
+    validate looks in $TINYML_TFLM_LIBRARY and the rendered project. A stage that
     fails raises its tinyml error after recording the failure in the state file; run again
     with the same inputs to resume from that stage.
     """
@@ -342,6 +351,7 @@ def deploy(
         validate_limit=validate_limit,
         min_exact=min_exact,
         min_agreement=min_agreement,
+        library=library,
     )
     state = _State(settings.out_dir, settings.fingerprint() if resume else "", force)
     if not resume:
@@ -372,6 +382,7 @@ def _check_inputs(
     validate_limit: int | None,
     min_exact: float | None,
     min_agreement: float | None,
+    library: str | Path | None,
 ) -> _Settings:
     """The run's settings, with every input problem found before any stage runs, not after minutes of work."""
     from tinyml.firmware.apps import check_labels, load_app
@@ -423,6 +434,7 @@ def _check_inputs(
         validate_limit=validate_limit,
         min_exact=min_exact,
         min_agreement=min_agreement,
+        library=library,
     )
 
 

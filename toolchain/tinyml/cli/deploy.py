@@ -29,6 +29,7 @@ def register(subparsers: Any, summary: str) -> None:
     parser.add_argument("--skip", action="append", default=[], choices=STAGE_NAMES, metavar="STAGE", help="skip a stage (repeatable): " + ", ".join(STAGE_NAMES))
     parser.add_argument("--limit", type=positive_int, default=None, help="validate on at most this many samples")
     parser.add_argument("--min-exact", type=fraction, default=1.0, help="fail unless this fraction of outputs match the host bit for bit (default: 1.0)")
+    parser.add_argument("--library", metavar="DIR", help="the board's TFLM library folder, for validation against it built for the host (default: $TINYML_TFLM_LIBRARY, else PlatformIO's copy in the rendered project)")
     parser.add_argument("--restart", action="store_true", help="run every stage again instead of resuming")
     parser.add_argument("--force", action="store_true", help="write into --out even if it holds files deploy did not write")
     parser.set_defaults(run=run)
@@ -92,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
                 force=args.force,
                 validate_limit=args.limit,
                 min_exact=args.min_exact,
+                library=args.library,
                 progress=bar.progress,
                 on_stage=bar.on_stage,
             )
@@ -134,11 +136,11 @@ def _stage_line(name: str, facts: dict[str, Any]) -> str:
 
 
 def _validation_headline(facts: dict[str, Any]) -> dict[str, str]:
-    """Samples, bit-exact match against the host reference, device accuracy, latency, verdict."""
+    """Samples, bit-exact match against the verdict's host reference, device accuracy, latency, verdict."""
     shown = {"samples": str(facts.get("samples", "?"))}
-    exact = facts.get("device_vs_reference", {}).get("exact_match")
+    exact = facts.get("verdict", {}).get("exact_match")
     if exact is not None:
-        shown["exact match"] = _fmt_fraction(exact)
+        shown["exact match"] = f"{_fmt_fraction(exact)} vs {facts.get('reference', {}).get('name', 'the host reference')}"
     accuracy = facts.get("accuracy", {}).get("device")
     if accuracy is not None:
         shown["device accuracy"] = _fmt_fraction(accuracy)

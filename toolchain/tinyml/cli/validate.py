@@ -24,6 +24,8 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run recorded in --report DIR")
     parser.add_argument("--force", action="store_true", help="start over, replacing the results in --report DIR")
     parser.add_argument("--baud", type=positive_int, default=115200, help="baud rate of a UART link (default 115200)")
+    parser.add_argument("--library", metavar="DIR", help="the board's TFLM library folder (Arduino_TensorFlowLite as PlatformIO downloads it): the verdict compares the device with it, built for the host (default: $TINYML_TFLM_LIBRARY, else the copy in --project)")
+    parser.add_argument("--project", metavar="DIR", help="the rendered PlatformIO project whose downloaded library is the board's (default: none)")
     parser.add_argument("--invoke-timeout", type=positive_float, default=10.0, metavar="S", help="seconds to wait for the first inference (default 10)")
     parser.set_defaults(run=_run)
 
@@ -55,6 +57,8 @@ def _run(args: argparse.Namespace) -> int:
                 float_model=args.float_model,
                 progress=progress,
                 link_options={"baudrate": args.baud, "invoke_timeout": args.invoke_timeout},
+                library=args.library,
+                project_dir=args.project,
             )
         except ThresholdFailed as failed:
             bar.stop()
@@ -72,12 +76,19 @@ def print_summary(report, console) -> None:
     table.add_column("", no_wrap=True)
     for column in ("exact", "max|Δ|", "MAE", "RMSE", "rel L2", "cosine", "top-1"):
         table.add_column(column, justify="right", no_wrap=True)
-    for title, c in (("device:reference", report.device_vs_reference), ("device:TFLM", report.device_vs_tflm), ("TFLM:reference", report.tflm_vs_reference)):
-        table.add_row(title, f"{c.exact_match:.2%}", str(c.max_abs_lsb), f"{c.mae:.1e}", f"{c.rmse:.1e}", f"{c.relative_l2:.1e}", f"{c.cosine:.4f}", f"{c.top1_agreement:.1%}")
+    rows = (("device:board library", report.device_vs_board_library), ("device:TFLite", report.device_vs_reference), ("device:TFLM", report.device_vs_tflm), ("TFLM:TFLite", report.tflm_vs_reference))
+    for title, c in rows:
+        if c is not None:
+            marker = " (verdict)" if c is report.verdict else ""
+            table.add_row(title + marker, f"{c.exact_match:.2%}", str(c.max_abs_lsb), f"{c.mae:.1e}", f"{c.rmse:.1e}", f"{c.relative_l2:.1e}", f"{c.cosine:.4f}", f"{c.top1_agreement:.1%}")
     console.print(table)
+    console.print(f"reference: {report.reference['name']}", markup=False, soft_wrap=True)
+    if report.device_vs_board_library is None:
+        console.print(f"  {report.reference['note']}", markup=False, soft_wrap=True)
     accuracy = report.accuracy
     if accuracy.get("device") is not None:
-        parts = [f"{name} {value:.2%}" for name, value in (("host float", accuracy["host_float"]), ("host int8", accuracy["host_int8"]), ("TFLM", accuracy["tflm"]), ("device", accuracy["device"])) if value is not None]
+        runs = (("host float", accuracy["host_float"]), ("host int8", accuracy["host_int8"]), ("TFLM", accuracy["tflm"]), ("board library", accuracy["board_library"]), ("device", accuracy["device"]))
+        parts = [f"{name} {value:.2%}" for name, value in runs if value is not None]
         console.print("accuracy: " + ", ".join(parts), markup=False, soft_wrap=True)
     lat, rtt = report.latency_us, report.round_trip_ms
     console.print(f"device latency p50 {lat.p50:.0f} µs, p95 {lat.p95:.0f} µs, max {lat.max:.0f} µs; host round trip p50 {rtt.p50:.2f} ms, p95 {rtt.p95:.2f} ms", markup=False, soft_wrap=True)

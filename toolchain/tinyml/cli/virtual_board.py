@@ -1,4 +1,5 @@
-"""`tinyml virtual-board`: a pseudo-terminal that behaves as the firmware, running the model on TFLM."""
+"""`tinyml virtual-board`: a pseudo-terminal that behaves as the firmware, running the model on
+the TFLM runtime, or on the board's TFLM library built for the host (--library DIR)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     parser.add_argument("--model", required=True, metavar="MODEL.tflite", help="the int8 model to run")
     parser.add_argument("--labels", metavar="FILE", help="class labels, one per line (UTF-8)")
     parser.add_argument("--board", metavar="ID", help="board profile to imitate (its id and receive buffer); default: a generic board")
+    parser.add_argument("--library", metavar="DIR", help="run the model on this TFLM Arduino library built for the host (the board's arithmetic) instead of the TFLM Python runtime; the first build takes minutes")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--name", default="default", help="the port is /tmp/tinyml-vboard-NAME (default: default)")
     where.add_argument("--link", metavar="PATH", help="the port's symlink, instead of /tmp/tinyml-vboard-NAME")
@@ -40,7 +42,7 @@ def _run(args: argparse.Namespace) -> int:
     labels = load_labels(args.labels) if args.labels else None
     faults = Faults(noise=args.noise, drop=args.drop, rx_buffer=args.rx_buffer, reset_every=args.reset_every, slow_ms=args.slow_ms, skew_every=args.skew_every, seed=args.seed)
     link = args.link or default_link_path(args.name)
-    board = VirtualBoard(args.model, labels=labels, board=args.board, faults=faults, link=link)
+    board = VirtualBoard(args.model, labels=labels, board=args.board, faults=faults, link=link, library=args.library)
 
     def _terminate(signum, frame):  # noqa: ARG001 - signal handler signature
         raise KeyboardInterrupt
@@ -52,7 +54,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         board.start()
         info = board.info
-        console.print(f"virtual board on {board.pty_path}", markup=False, soft_wrap=True)
+        console.print(f"{board.description} on {board.pty_path}", markup=False, soft_wrap=True)
         console.print(f"port: {board.port}", markup=False, soft_wrap=True)
         console.print(
             f"model {info.model_hash}, arena {info.arena_used_bytes} bytes, input {info.input.dtype}{list(info.input.shape)}, "

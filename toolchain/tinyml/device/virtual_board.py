@@ -1,4 +1,9 @@
-"""A board on a pseudo-terminal: the firmware's protocol, the model on the TFLM runtime.
+"""A board on a pseudo-terminal: the firmware's protocol, the model on the TFLM runtime or the board's library.
+
+By default the model runs on the TFLM Python runtime (today's TFLM), which differs from the
+pinned board library on per-channel FULLY_CONNECTED and MEAN. With `library=DIR` it runs on that
+library built for the host (tinyml.model.board_library): then the virtual board computes what
+the board computes. `computes_with` names which, and the CLI prints it.
 
 `VirtualBoard(model)` opens a pty, keeps a stable symlink to it (the port to give `validate`
 or `monitor`), and serves the firmware's protocol (tinyml.device.protocol_twin) from one thread.
@@ -101,8 +106,9 @@ class VirtualBoard:
         faults: Faults = Faults(),
         link: str | Path | None = None,
         arena_bytes: int | None = None,
+        library: str | Path | None = None,
     ) -> None:
-        from tinyml.model.tflm import TflmRunner, measure_arena
+        from tinyml.model.tflm import TflmRunner, measure_arena, runtime_version
 
         self.model_bytes = bytes(model) if isinstance(model, (bytes, bytearray)) else read_model_bytes(model)
         facts = read_model(self.model_bytes)
@@ -124,8 +130,16 @@ class VirtualBoard:
         if faults.rx_buffer:
             rx_buffer = faults.rx_buffer
         self.arena_bytes = arena_bytes if arena_bytes is not None else measure_arena(self.model_bytes)
-        # The runner gets headroom over the measured minimum, as the rendered firmware does.
-        self._runner = TflmRunner(self.model_bytes, arena_size=self.arena_bytes + 1024)
+        if library is None:
+            # The runner gets headroom over the measured minimum, as the rendered firmware does.
+            self._runner = TflmRunner(self.model_bytes, arena_size=self.arena_bytes + 1024)
+            self.computes_with = f"TFLM Python runtime (tflite-micro {runtime_version()})"
+        else:
+            from tinyml.model.board_library import BoardLibraryRunner, build_host_library
+
+            host_library = build_host_library(library)
+            self._runner = BoardLibraryRunner(self.model_bytes, host_library)
+            self.computes_with = f"{host_library.label} host build"
         self.info = DeviceInfo(
             protocol_version=protocol.PROTOCOL_VERSION,
             firmware_version=FIRMWARE_VERSION,
@@ -175,7 +189,12 @@ class VirtualBoard:
         self._power_on()
         self._thread = threading.Thread(target=self._serve, name=f"tinyml-vboard {self.link_path.name}", daemon=True)
         self._thread.start()
-        log.info("virtual board on %s (link %s), model %s", self.pty_path, self.link_path, self.info.model_hash)
+        log.info("%s on %s (link %s), model %s", self.description, self.pty_path, self.link_path, self.info.model_hash)
+
+    @property
+    def description(self) -> str:
+        """What the board is and what computes its outputs, e.g. "virtual board, TFLM Python runtime (...)"."""
+        return f"virtual board, {self.computes_with}"
 
     def stop(self) -> None:
         if self._thread is None:

@@ -41,6 +41,16 @@ def _runtime():
     return runtime
 
 
+def runtime_version() -> str:
+    """The installed tflite-micro runtime's version, as a report names it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tflite-micro")
+    except PackageNotFoundError:
+        return "not installed"
+
+
 def _probe_context() -> multiprocessing.context.BaseContext:
     # fork keeps the already imported runtime; elsewhere spawn re-imports it (slower, correct).
     if sys.platform.startswith("linux"):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tinyml.core.files import atomic_write_text
+from tinyml.validation.host_reference import BOARD_LIBRARY
 
 if TYPE_CHECKING:
     from tinyml.validation.report import ValidationReport
@@ -104,12 +105,12 @@ def _pct(value: float | None) -> str:
 MAX_MISMATCH_ROWS = 20
 
 
-def _mismatch_table(records: list[dict]) -> str:
-    """The first samples where the device differs from the TFLite reference, to start debugging."""
+def _mismatch_table(records: list[dict], reference_key: str) -> str:
+    """The first samples where the device differs from the verdict's reference, to start debugging."""
     rows = []
     count = 0
     for record in records:
-        diff = [abs(d - r) for d, r in zip(record["device"], record["reference"])]
+        diff = [abs(d - r) for d, r in zip(record["device"], record[reference_key])]
         if not any(diff):
             continue
         count += 1
@@ -129,17 +130,29 @@ def _mismatch_table(records: list[dict]) -> str:
 
 
 def render_html(report: ValidationReport, records: list[dict]) -> str:
-    comparisons = [("device vs TFLite reference", report.device_vs_reference), ("device vs TFLM runtime", report.device_vs_tflm), ("TFLM vs TFLite reference", report.tflm_vs_reference)]
+    reference = report.reference
+    comparisons = [
+        ("device_vs_board_library", "device vs the board's library (host build)", report.device_vs_board_library),
+        ("device_vs_reference", "device vs TFLite reference", report.device_vs_reference),
+        ("device_vs_tflm", "device vs TFLM runtime", report.device_vs_tflm),
+        ("tflm_vs_reference", "TFLM vs TFLite reference", report.tflm_vs_reference),
+    ]
     metric_rows = []
-    for title, c in comparisons:
+    for key, title, c in comparisons:
+        if c is None:
+            continue
+        if c is report.verdict:
+            title += " (verdict)"
         metric_rows.append(
             f"<tr><th>{html.escape(title)}</th><td>{c.exact_match:.4%}</td><td>{c.samples_exact:.2%}</td><td>{c.max_abs_lsb}</td>"
-            f"<td>{c.mae:.3g}</td><td>{c.rmse:.3g}</td><td>{c.relative_l2:.3g}</td><td>{c.cosine:.6f}</td><td>{c.top1_agreement:.2%}</td></tr>"
+            f"<td>{c.mae:.3g}</td><td>{c.rmse:.3g}</td><td>{c.relative_l2:.3g}</td><td>{c.cosine:.6f}</td><td>{c.top1_agreement:.2%}</td>"
+            f"<td>{html.escape(report.tolerances.get(key, ''))}</td></tr>"
         )
     device = report.device
     summary = _rows(
         [
             ("result", "PASSED" if report.passed else "FAILED: " + "; ".join(report.failures)),
+            ("reference", f"{reference['name']}; {reference['note']}"),
             ("port", report.port),
             ("model", f"{report.model_path} ({report.model_hash})"),
             ("board", f"{device.get('board_id')} running firmware {device.get('firmware_version')}, arena {device.get('arena_used_bytes')} bytes"),
@@ -153,14 +166,20 @@ def render_html(report: ValidationReport, records: list[dict]) -> str:
     accuracy = ""
     if report.accuracy.get("device") is not None:
         accuracy = "<h2>Accuracy</h2><table>" + _rows(
-            [("host float", _pct(report.accuracy["host_float"])), ("host int8 (TFLite reference)", _pct(report.accuracy["host_int8"])), ("TFLM runtime", _pct(report.accuracy["tflm"])), ("device", _pct(report.accuracy["device"]))]
+            [
+                ("host float", _pct(report.accuracy["host_float"])),
+                ("host int8 (TFLite reference)", _pct(report.accuracy["host_int8"])),
+                ("TFLM runtime", _pct(report.accuracy["tflm"])),
+                *([("the board's library (host build)", _pct(report.accuracy["board_library"]))] if report.device_vs_board_library is not None else []),
+                ("device", _pct(report.accuracy["device"])),
+            ]
         ) + "</table>"
     plots = []
     if report.confusion:
         plots.append(("Confusion matrix", confusion_png(report.confusion, report.class_names)))
     plots.append(("Latency", latency_png([r["latency_us"] for r in records])))
     plots.append(("Per-output error", per_output_png(report.device_vs_reference.per_output_mean_abs_lsb, report.device_vs_tflm.per_output_mean_abs_lsb, report.class_names)))
-    mismatches = _mismatch_table(records)
+    mismatches = _mismatch_table(records, BOARD_LIBRARY if report.device_vs_board_library is not None else "tflm")
     images = "\n".join(f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" src="data:image/png;base64,{data}">' for title, data in plots)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>tinyml validation {html.escape(report.model_hash)}</title>
@@ -173,7 +192,7 @@ th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; }}
 <h1 class="{'passed' if report.passed else 'failed'}">Validation {'passed' if report.passed else 'failed'}</h1>
 <table>{summary}</table>
 <h2>Output agreement</h2>
-<table><tr><th></th><th>exact match (elements)</th><th>exact samples</th><th>max |Δ| LSB</th><th>MAE</th><th>RMSE</th><th>relative L2</th><th>cosine</th><th>top-1 agreement</th></tr>
+<table><tr><th></th><th>exact match (elements)</th><th>exact samples</th><th>max |Δ| LSB</th><th>MAE</th><th>RMSE</th><th>relative L2</th><th>cosine</th><th>top-1 agreement</th><th>measured tolerance</th></tr>
 {''.join(metric_rows)}</table>
 {accuracy}
 {mismatches}

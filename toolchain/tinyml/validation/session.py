@@ -2,9 +2,10 @@
 
 `run_session` opens a DeviceLink, checks over INFO that the board runs this model (by hash)
 and tensors of the sizes the model has, then sends each sample and runs the same int8 input on
-the two host runs: the bit-exact TFLite reference (tinyml.model.reference, no XNNPACK) and the
-TFLM runtime (tinyml.model.tflm). A board reset in mid-run is handled by the link (reconnect,
-same model checked, sample redone).
+the host runs: the board's library built for the host when the verdict's reference is that
+library (tinyml.validation.host_reference), the TFLite reference (tinyml.model.reference, no
+XNNPACK) and the TFLM runtime (tinyml.model.tflm). A board reset in mid-run is handled by the
+link (reconnect, same model checked, sample redone).
 
 Each sample's result is appended to `samples.jsonl` in the report folder as it arrives
 (`SampleLog`), so a crash or a pulled cable loses nothing, and `resume=True` continues where
@@ -29,6 +30,7 @@ from tinyml.core.errors import DeviceError, InputError
 from tinyml.core.files import write_error
 from tinyml.firmware.protocol import DeviceInfo
 from tinyml.model.modelfile import ModelFacts
+from tinyml.validation.host_reference import BOARD_LIBRARY, HostReference
 
 log = logging.getLogger("tinyml.validate")
 
@@ -75,7 +77,7 @@ class SampleLog:
         first = _json_object(lines[0]) if lines else None
         if first is None or first.get("kind") != "header":
             raise InputError(f"{self.path} line 1 is not the header of a sample log", "pass --force to start over")
-        for key in ("model_hash", "data_sha256"):
+        for key in ("model_hash", "data_sha256", "reference"):
             if first.get(key) != header[key]:
                 raise InputError(f"{self.path} is from a run with another {key.replace('_', ' ')} ({first.get(key)}, now {header[key]})", "use another --report folder, or --force to start over")
         for number, line in enumerate(lines[1:], start=2):
@@ -144,13 +146,14 @@ def run_session(
     x_q: np.ndarray,
     *,
     data_sha256: str,
+    host_reference: HostReference,
     report_dir: Path | None,
     resume: bool,
     force: bool,
     progress: Callable[[int, int], None] | None,
     link_options: dict[str, Any] | None,
 ) -> SessionResult:
-    """Every sample of `dataset` (its int8 rows `x_q`) on the board on `port` and on the two host runs."""
+    """Every sample of `dataset` (its int8 rows `x_q`) on the board on `port` and on the host runs."""
     from tinyml.device.link import DeviceLink
     from tinyml.model.reference import ReferenceInterpreter
     from tinyml.model.tflm import TflmRunner
@@ -166,7 +169,7 @@ def run_session(
         _check_board(info, facts, port, model_name)
         # Only now, with the right board, does the run touch the report folder.
         if report_dir is not None:
-            header = {"model_hash": facts.short_hash, "data_sha256": data_sha256, "port": port}
+            header = {"model_hash": facts.short_hash, "data_sha256": data_sha256, "port": port, "reference": host_reference.name}
             sample_log = SampleLog(report_dir / SAMPLES_FILE, header, resume=resume, force=force, output_elements=spec_out.element_count)
         records: dict[int, dict] = dict(sample_log.records) if sample_log else {}
         resumed = sum(1 for i in records if i < total)
@@ -175,13 +178,14 @@ def run_session(
             log.info("resuming: %d of %d samples are done", resumed, total)
         # Loading takes seconds; the board waits in human mode meanwhile, not timing out in binary.
         link.leave_binary()
-        log.info("loading the host reference and the TFLM runtime")
-        reference = ReferenceInterpreter(model_bytes)
-        tflm = TflmRunner(model_bytes)
+        log.info("loading the host runs: %s, the TFLite reference and the TFLM runtime", host_reference.name)
+        host_runs = {"reference": ReferenceInterpreter(model_bytes), "tflm": TflmRunner(model_bytes)}
+        if host_reference.is_board_library:
+            host_runs[BOARD_LIBRARY] = host_reference.runner(model_bytes)
         if progress:
             progress(resumed, total)
         for done, index in enumerate(todo, start=resumed + 1):
-            record = _run_sample(link, reference, tflm, x_q[index], spec_out.dtype)
+            record = _run_sample(link, host_runs, x_q[index], spec_out.dtype)
             record = {"index": index, "label": None if dataset.y is None else int(dataset.y[index]), **record}
             records[index] = record
             if sample_log:
@@ -198,15 +202,14 @@ def run_session(
     return SessionResult(info, [{**records[i], "label": labels[i]} for i in range(total)], resumed, link.stats.to_dict())
 
 
-def _run_sample(link: Any, reference: Any, tflm: Any, sample: np.ndarray, output_dtype: str) -> dict:
-    """One sample on the board (with its latency and the host's round trip) and on both host runs."""
+def _run_sample(link: Any, host_runs: dict[str, Any], sample: np.ndarray, output_dtype: str) -> dict:
+    """One sample on the board (with its latency and the host's round trip) and on every host run."""
     started = time.perf_counter()
     output, latency_us = link.infer(sample.tobytes())
     round_trip_ms = (time.perf_counter() - started) * 1000
     return {
         "device": np.frombuffer(output, dtype=output_dtype).tolist(),
-        "reference": reference.invoke(sample).reshape(-1).tolist(),
-        "tflm": tflm.invoke(sample).reshape(-1).tolist(),
+        **{name: run.invoke(sample).reshape(-1).tolist() for name, run in host_runs.items()},
         "latency_us": latency_us,
         "round_trip_ms": round(round_trip_ms, 3),
     }

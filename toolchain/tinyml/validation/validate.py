@@ -1,23 +1,27 @@
 """Hardware-in-the-loop validation: does the board compute what the host computes?
 
 `validate_device(port, model, data)` checks over INFO that the board runs this model (by
-hash), then sends each sample and compares the board's output tensor with two host runs of
-the same int8 model: the bit-exact TFLite reference (tinyml.model.reference, no XNNPACK) and
-the TFLM runtime (tinyml.model.tflm). It reads where a reader would stop:
+hash), then sends each sample and compares the board's output tensor with host runs of the
+same int8 model. The verdict's reference is the board's own TFLM library built for the host
+(tinyml.model.board_library), found from `library`, $TINYML_TFLM_LIBRARY or the rendered
+`project_dir`; without a library source it is the TFLM runtime, and the report says so
+(tinyml.validation.host_reference). The TFLite reference (tinyml.model.reference, no XNNPACK)
+and the TFLM runtime (tinyml.model.tflm) stay beside it. It reads where a reader would stop:
 
 - the session over the link, with the sample log and resume: tinyml.validation.session;
 - the metrics: tinyml.validation.metrics;
 - the report, its accuracies and the verdict against the thresholds: tinyml.validation.report;
 - report.json and report.html: tinyml.validation.report_files.
 
-Thresholds: `min_exact` is the least device-vs-reference exact-match rate per element and
-`min_agreement` the least device-vs-reference top-1 agreement, both fractions in [0, 1]. The
+Thresholds: `min_exact` is the least exact-match rate per element and `min_agreement` the
+least top-1 agreement with the verdict's reference, both fractions in [0, 1]. The
 report is written first; then a failed threshold raises `ThresholdFailed` (a
 ValidationFailed, exit code 6) that carries the report.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,8 +34,11 @@ from tinyml.core.files import check_not_input, check_output_folder
 from tinyml.model.modelfile import TensorFacts, read_model, read_model_bytes
 from tinyml.model.quantization import quantize_input
 from tinyml.validation.float_model import FloatModel
+from tinyml.validation.host_reference import choose_reference
 from tinyml.validation.report import ValidationReport, build_report
 from tinyml.validation.session import SAMPLES_FILE, data_fingerprint, run_session
+
+log = logging.getLogger("tinyml.validate")
 
 
 def validate_device(
@@ -48,9 +55,14 @@ def validate_device(
     float_model: str | Path | None = None,
     progress: Callable[[int, int], None] | None = None,
     link_options: dict[str, Any] | None = None,
+    library: str | Path | None = None,
+    project_dir: str | Path | None = None,
 ) -> ValidationReport:
     """Validate the board on `port` against the host for every sample of `data` (see module doc)."""
     _check_arguments(limit, report_dir, min_exact, min_agreement, resume)
+    host_reference = choose_reference(library, project_dir)
+    if not host_reference.is_board_library:
+        log.warning("reference: %s, %s", host_reference.name, host_reference.note)
     model_bytes = bytes(model) if isinstance(model, (bytes, bytearray)) else read_model_bytes(model)
     facts = read_model(model_bytes)
     dataset = data if isinstance(data, Dataset) else load_dataset(data)
@@ -73,6 +85,7 @@ def validate_device(
         dataset,
         x_q,
         data_sha256=data_sha256,
+        host_reference=host_reference,
         report_dir=directory,
         resume=resume,
         force=force,
@@ -85,7 +98,7 @@ def validate_device(
             float_top1 = float_reference.top1(dataset.x)
         except Exception as exc:  # noqa: BLE001 - the run's results are written first, then it is raised
             late_error = exc
-    report = build_report(port, model, facts, session.info, session.records, float_top1, session.link_stats, min_exact, min_agreement)
+    report = build_report(port, model, facts, session.info, host_reference, session.records, float_top1, session.link_stats, min_exact, min_agreement)
     report.resumed_samples = session.resumed
     if directory is not None:
         from tinyml.validation.report_files import write_report
