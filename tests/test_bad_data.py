@@ -165,7 +165,7 @@ def test_validate_accepts_the_matching_float_models(dense: Path, float_models: d
 
 # ------------------------------------------------------------------ a hand-damaged samples.jsonl
 
-HEADER = {"model_hash": "abc", "data_sha256": "def", "port": "p"}
+HEADER = {"model_hash": "abc", "data_sha256": "def", "port": "p", "reference": "the TFLM Python runtime"}
 
 
 def _record(index: int) -> dict:

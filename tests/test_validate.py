@@ -295,12 +295,15 @@ def test_pipeline_quantize_render_virtual_board_validate(tmp_path: Path) -> None
 
 
 @pytest.mark.timeout(600)
-def test_validation_against_the_boards_library_says_so_everywhere(dense: Path, dense_arena: int, dense_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture, pinned_host_library) -> None:
-    """The virtual board runs the TFLM runtime; the dense model's Dense layers are per-channel,
+def test_validation_against_the_boards_library_says_so_everywhere(
+    per_channel_dense_model: Path, dense_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture, pinned_host_library
+) -> None:
+    """The virtual board runs the TFLM runtime; this model's Dense layers are per-channel,
     which the pinned library computes otherwise: the verdict against it is not exact."""
     report_dir = tmp_path / "report"
-    args = ["validate", "--model", str(dense), "--data", str(dense_data), "--limit", "12", "--report", str(report_dir)]
-    with _board(dense, dense_arena, tmp_path) as board:
+    model = per_channel_dense_model
+    args = ["validate", "--model", str(model), "--data", str(dense_data), "--limit", "12", "--report", str(report_dir)]
+    with _board(model, measure_arena(model.read_bytes()), tmp_path) as board:
         code = tinyml.main([*args, "--port", board.port, "--library", str(pinned_host_library.library_dir), "--min-exact", "1.0"])
     out = capsys.readouterr().out
     name = "Arduino_TensorFlowLite 2.4.0-ALPHA (the board's library, built for the host)"
@@ -329,15 +332,19 @@ def test_without_a_library_the_verdict_is_the_tflm_runtime_and_says_it_is_not_th
 
 
 @pytest.mark.timeout(600)
-def test_a_virtual_board_on_the_boards_library_validates_exactly_against_it(dense: Path, dense_arena: int, dense_data: Path, tmp_path: Path, pinned_host_library) -> None:
+def test_a_virtual_board_on_the_boards_library_validates_exactly_against_it(
+    per_channel_dense_model: Path, dense_data: Path, tmp_path: Path, pinned_host_library
+) -> None:
     """With --library the virtual board computes what the board computes, per-channel Dense included."""
     library = pinned_host_library.library_dir
-    with VirtualBoard(dense, labels=["a", "b", "c", "d"], link=tmp_path / "port", arena_bytes=dense_arena, library=library) as board:
+    model = per_channel_dense_model
+    arena = measure_arena(model.read_bytes())
+    with VirtualBoard(model, labels=["a", "b", "c", "d"], link=tmp_path / "port", arena_bytes=arena, library=library) as board:
         assert board.description == "virtual board, Arduino_TensorFlowLite 2.4.0-ALPHA host build"
-        report = validate_device(board.port, dense, dense_data, limit=12, library=library, min_exact=1.0, link_options=FAST_LINK)
+        report = validate_device(board.port, model, dense_data, limit=12, library=library, min_exact=1.0, link_options=FAST_LINK)
     assert report.passed and report.verdict is report.device_vs_board_library
     assert report.device_vs_board_library.exact_match == 1.0 and report.device_vs_tflm.exact_match < 1.0
-    with _board(dense, dense_arena, tmp_path, name="default") as board:
+    with _board(model, arena, tmp_path, name="default") as board:
         assert board.description.startswith("virtual board, TFLM Python runtime (tflite-micro ")
 
 
