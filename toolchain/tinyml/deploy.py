@@ -1,4 +1,10 @@
-"""`tinyml deploy`: quantize, inspect, render, flash (or start a virtual board) and validate.
+"""`tinyml deploy`: quantize, inspect, render, flash (or the virtual or emulated board) and validate.
+
+`port` is a board's serial port, "virtual" (the virtual board: the model in the TFLM Python
+runtime, not the firmware) or "emulator" (the emulated board: the rendered firmware built
+against the board's TFLM library and run on QEMU, tinyml.device.emulator). On the emulated
+board the flash stage builds the firmware, measures the arena the library uses for this model
+on the device and re-renders the project with it; validate runs QEMU and talks to it.
 
 Each stage calls the public function of its own module; this module only orders them, keeps
 a state file so that a run can resume after a failed stage, and collects one summary.
@@ -38,6 +44,8 @@ MODEL_FILE = "model_int8.tflite"
 FIRMWARE_DIR = "firmware"
 REPORT_DIR = "validation"
 VIRTUAL_PORT = "virtual"
+EMULATOR_PORT = "emulator"
+VIRTUAL_TARGET = "virtual board: the model in the TFLM Python runtime, not the firmware"
 
 Progress = Callable[[int, int], None]
 StageListener = Callable[[str, str], None]  # (stage, "start" | "done" | "skipped" | "resumed" | "failed")
@@ -64,6 +72,8 @@ class DeployResult:
     model_path: Path | None
     stages: list[StageOutcome]
     validation: Any = None  # tinyml.validation.report.ValidationReport when validation ran in this process
+    target: str = ""  # what ran the model, as every output names it
+
 
     def stage(self, name: str) -> StageOutcome:
         return next(s for s in self.stages if s.name == name)
@@ -73,6 +83,7 @@ class DeployResult:
             "out_dir": str(self.out_dir),
             "board": self.board,
             "port": self.port,
+            "target": self.target,
             "model": str(self.model_path) if self.model_path else None,
             "stages": [s.to_dict() for s in self.stages],
         }
@@ -167,6 +178,7 @@ class _Settings:
     eval_data: Dataset | None
     labels: list[str] | None
     port: str
+    library: Any  # tinyml.firmware.library_source.LibrarySource or a folder, for port "emulator"
     app: str
     app_context: dict[str, Any]
     skip: frozenset[str]
@@ -179,6 +191,7 @@ class _Settings:
         settings = {
             "board": self.board_id,
             "port": self.port,
+            "library": str(getattr(self.library, "path", self.library)) if self.library else None,
             "app": self.app,
             "app_context": self.app_context,
             "limit": self.validate_limit,
@@ -197,6 +210,7 @@ class _Run:
     resume_validation: bool = False  # continue a validation that failed midway, not start afresh
     flashed_port: str | None = None  # where the flash stage found the running sketch
     validation: Any = None
+    target: str = ""
 
 
 def _stage_quantize(run: _Run) -> dict[str, Any]:
@@ -227,20 +241,29 @@ def _stage_inspect(run: _Run) -> dict[str, Any]:
 
 
 def _stage_render(run: _Run) -> dict[str, Any]:
-    from tinyml.firmware.apps import default_app_context
     from tinyml.firmware.render import render_project
 
     s = run.settings
-    # The defaults of the features the app's manifest names, overridden by the caller's settings.
-    app_context = {**default_app_context(s.app), **s.app_context}
+    app_context = _app_context(s)
     result = render_project(s.board, s.model_path, s.out_dir / FIRMWARE_DIR, labels=s.labels, app=s.app, app_context=app_context, force=True)
     return _facts_of(result)
+
+
+def _app_context(s: _Settings) -> dict[str, Any]:
+    """The defaults of the features the app's manifest names, overridden by the caller's settings."""
+    from tinyml.firmware.apps import default_app_context
+
+    return {**default_app_context(s.app), **s.app_context}
 
 
 def _stage_flash(run: _Run) -> dict[str, Any]:
     s = run.settings
     if s.port == VIRTUAL_PORT:
-        return {"port": VIRTUAL_PORT, "note": "no board: the validate stage starts a virtual board that runs the model in TFLM"}
+        return {"port": VIRTUAL_PORT, "target": VIRTUAL_TARGET, "note": "no board: the validate stage starts a virtual board that runs the model in TFLM, not the firmware"}
+    if s.port == EMULATOR_PORT:
+        from tinyml.device.emulator.measure import build_and_measure
+
+        return build_and_measure(s.out_dir / FIRMWARE_DIR, s.library, s.board, s.model_path, labels=s.labels, app=s.app, app_context=_app_context(s))
     from tinyml.device.flash import flash_project
 
     return _facts_of(flash_project(s.out_dir / FIRMWARE_DIR, port=s.port, board=s.board_id))
@@ -252,7 +275,8 @@ def _stage_validate(run: _Run) -> dict[str, Any]:
     s = run.settings
     data = s.eval_data if s.eval_data is not None else s.calibration
 
-    def _validate(port: str) -> Any:
+    def _validate(port: str, target: str) -> Any:
+        run.target = target
         return validate_device(
             port,
             s.model_path,
@@ -265,19 +289,29 @@ def _stage_validate(run: _Run) -> dict[str, Any]:
             resume=run.resume_validation,
             force=not run.resume_validation,
             progress=run.progress,
+            target=target,
         )
 
     if s.port == VIRTUAL_PORT:
         from tinyml.device.virtual_board import VirtualBoard
 
         with VirtualBoard(s.model_path, labels=s.labels, board=s.board_id) as board:
-            report = _validate(board.port)
+            report = _validate(board.port, VIRTUAL_TARGET)
+    elif s.port == EMULATOR_PORT:
+        from tinyml.device.emulator.measure import emulator_facts
+        from tinyml.device.emulator.session import start_emulator
+
+        with start_emulator(s.out_dir / FIRMWARE_DIR, s.library) as emulator:
+            report = _validate(emulator.url, emulator.target)
+            emulator.board.check()  # a crash during validation is the firmware's, not the link's
+        run.validation = report
+        return {**_facts_of(report), "emulator": emulator_facts(report, s.board)}
     else:
         # The sketch may come back on another port than the upload used (or --port auto).
         port = run.flashed_port or s.port
         if port == "auto":
             raise InputError("the board's port is not known (flash was skipped or the board did not show up)", "pass --port PORT")
-        report = _validate(port)
+        report = _validate(port, f"{s.board.name} on {port}")
     run.validation = report
     return _facts_of(report)
 
@@ -305,6 +339,7 @@ def deploy(
     eval_data: Dataset | str | Path | None = None,
     labels: Sequence[str] | str | Path | None = None,
     port: str = VIRTUAL_PORT,
+    library: str | Path | None = None,
     app: str = "validation",
     app_context: Mapping[str, Any] | None = None,
     skip: Sequence[str] = (),
@@ -319,7 +354,9 @@ def deploy(
     """Run every stage not in `skip`, resuming after the last finished one, and return the summary.
 
     `model` is a Keras model (in memory or a file that `tinyml.model.quantize` reads) or an int8
-    `.tflite` (then quantize is skipped). `port` is a serial port or "virtual". A stage that
+    `.tflite` (then quantize is skipped). `port` is a serial port, "virtual" or "emulator"
+    (then `library` is the board's TFLM library folder, else tinyml.firmware.library_source
+    finds it). A stage that
     fails raises its tinyml error after recording the failure in the state file; run again
     with the same inputs to resume from that stage.
     """
@@ -331,6 +368,7 @@ def deploy(
         eval_data=eval_data,
         labels=labels,
         port=port,
+        library=library,
         app=app,
         app_context=app_context,
         skip=skip,
@@ -346,7 +384,16 @@ def deploy(
     previous_validation = state.stages.get("validate", {})
     run.resume_validation = previous_validation.get("status") == "failed" and (settings.out_dir / REPORT_DIR).is_dir()
     outcomes = _run_stages(run, state, on_stage)
-    return DeployResult(out_dir=settings.out_dir, board=board, port=port, model_path=settings.model_path, stages=outcomes, validation=run.validation)
+    target = run.target or _planned_target(settings, outcomes)
+    return DeployResult(out_dir=settings.out_dir, board=board, port=port, model_path=settings.model_path, stages=outcomes, validation=run.validation, target=target)
+
+
+def _planned_target(settings: _Settings, outcomes: Sequence[StageOutcome]) -> str:
+    """The target when validation did not run in this process: what the flash stage named."""
+    flashed = next((o.facts for o in outcomes if o.name == "flash" and o.facts), {})
+    if flashed.get("target"):
+        return str(flashed["target"])
+    return VIRTUAL_TARGET if settings.port == VIRTUAL_PORT else f"{settings.board.name} on {settings.port}"
 
 
 def _check_inputs(
@@ -358,6 +405,7 @@ def _check_inputs(
     eval_data: Dataset | str | Path | None,
     labels: Sequence[str] | str | Path | None,
     port: str,
+    library: str | Path | None,
     app: str,
     app_context: Mapping[str, Any] | None,
     skip: Sequence[str],
@@ -393,6 +441,12 @@ def _check_inputs(
         raise InputError("quantizing needs calibration data", "pass --calibration DATA.npz (a few hundred typical inputs), or give an int8 .tflite")
     if "validate" not in skipped and evaluation is None and calibration_data is None:
         raise InputError("validation needs data", "pass --eval DATA.npz (or --calibration), or --skip validate")
+    if port == EMULATOR_PORT:
+        from tinyml.device.emulator.measure import check_emulator_inputs
+
+        library = check_emulator_inputs(board_profile, library)
+    elif library is not None:
+        raise InputError("--library is for the emulated board", "pass --port emulator, or leave --library out")
     return _Settings(
         model=model,
         board_id=board,
@@ -403,6 +457,7 @@ def _check_inputs(
         eval_data=evaluation,
         labels=list(labels) if labels else None,
         port=port,
+        library=library,
         app=app,
         app_context=dict(app_context or {}),
         skip=frozenset(skipped),
@@ -423,7 +478,7 @@ def _run_stages(run: _Run, state: _State, on_stage: StageListener | None) -> lis
             continue
         earlier = state.done(name) if _outputs_exist(name, run.settings) else None
         if name == "flash" and earlier is not None:
-            run.flashed_port = earlier.get("port") if earlier.get("port") != VIRTUAL_PORT else None
+            run.flashed_port = earlier.get("port") if earlier.get("port") not in (VIRTUAL_PORT, EMULATOR_PORT) else None
         # A resumed validation would report nothing new: validation always runs again.
         if earlier is not None and not redo_rest and name != "validate":
             outcomes.append(StageOutcome(name, "resumed", earlier))
@@ -445,7 +500,7 @@ def _run_stage(name: str, run: _Run, state: _State, on_stage: StageListener | No
         _notify(on_stage, name, "failed")
         raise
     seconds = time.monotonic() - started
-    if name == "flash" and run.settings.port != VIRTUAL_PORT:
+    if name == "flash" and run.settings.port not in (VIRTUAL_PORT, EMULATOR_PORT):
         run.flashed_port = facts.get("port")
     state.record(name, "done", facts)
     log.info("%s: done in %.1f s", name, seconds)
@@ -459,6 +514,10 @@ def _outputs_exist(stage: str, settings: _Settings) -> bool:
         return settings.model_path.is_file()
     if stage == "render":
         return (settings.out_dir / FIRMWARE_DIR / "platformio.ini").is_file()
+    if stage == "flash" and settings.port == EMULATOR_PORT:
+        from tinyml.device.emulator.measure import firmware_elf
+
+        return firmware_elf(settings.out_dir / FIRMWARE_DIR).is_file()
     return True
 
 

@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     parser.add_argument("--force", action="store_true", help="start over, replacing the results in --report DIR")
     parser.add_argument("--baud", type=int, default=115200, help="baud rate of a UART link (default 115200)")
     parser.add_argument("--invoke-timeout", type=float, default=10.0, metavar="S", help="seconds to wait for the first inference (default 10)")
+    parser.add_argument("--target", metavar="TEXT", help="what runs the firmware, for the report and the verdict (e.g. what `tinyml emulate` printed)")
     parser.set_defaults(run=_run)
 
 
@@ -53,6 +54,7 @@ def _run(args: argparse.Namespace) -> int:
                 float_model=args.float_model,
                 progress=progress,
                 link_options={"baudrate": args.baud, "invoke_timeout": args.invoke_timeout},
+                target=args.target,
             )
         except ThresholdFailed as failed:
             bar.stop()
@@ -65,7 +67,8 @@ def _run(args: argparse.Namespace) -> int:
 def print_summary(report, console) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{report.samples} samples on {report.device.get('board_id')} ({report.port}), model {report.model_hash}")
+    on = report.target or report.device.get("board_id")
+    table = Table(title=f"{report.samples} samples on {on} ({report.port}), model {report.model_hash}")
     table.add_column("", no_wrap=True)
     for column in ("exact", "max|Δ|", "MAE", "RMSE", "rel L2", "cosine", "top-1"):
         table.add_column(column, justify="right", no_wrap=True)
@@ -84,7 +87,8 @@ def print_summary(report, console) -> None:
     if report.report_dir:
         console.print(f"report: {report.report_dir}/report.html", markup=False, soft_wrap=True)
     if report.passed:
-        console.print("[bold green]PASSED[/]" if any(v is not None for v in report.thresholds.values()) else "done (no thresholds set)")
+        on = f" on the {report.target}" if report.target else ""
+        console.print(f"[bold green]PASSED[/]{on}" if any(v is not None for v in report.thresholds.values()) else f"done{on} (no thresholds set)", soft_wrap=True)
     else:
         for failure in report.failures:
             console.print(f"FAILED: {failure}", style="bold red", markup=False, soft_wrap=True)

@@ -47,8 +47,10 @@ def validate_device(
     float_model: str | Path | None = None,
     progress: Callable[[int, int], None] | None = None,
     link_options: dict[str, Any] | None = None,
+    target: str | None = None,
 ) -> ValidationReport:
-    """Validate the board on `port` against the host for every sample of `data` (see module doc)."""
+    """Validate the board on `port` against the host for every sample of `data` (see module doc).
+    `target` names what runs the firmware (e.g. the emulated board) in the report and verdict."""
     _check_arguments(limit, report_dir, min_exact, min_agreement, resume)
     model_bytes = bytes(model) if isinstance(model, (bytes, bytearray)) else read_model_bytes(model)
     facts = read_model(model_bytes)
@@ -79,6 +81,7 @@ def validate_device(
     float_top1 = _float_predictions(float_model, dataset.x, facts.inputs[0]) if float_model is not None and dataset.y is not None else None
     report = build_report(port, model, facts, session.info, session.records, float_top1, session.link_stats, min_exact, min_agreement)
     report.resumed_samples = session.resumed
+    report.target = target
     if directory is not None:
         from tinyml.validation.report_files import write_report
 
