@@ -301,7 +301,8 @@ def _stage_validate(run: _Run) -> dict[str, Any]:
         from tinyml.device.emulator.measure import emulator_facts
         from tinyml.device.emulator.session import start_emulator
 
-        with start_emulator(s.out_dir / FIRMWARE_DIR, s.library) as emulator:
+        # The ELF the flash stage built, unless the project changed since.
+        with start_emulator(s.out_dir / FIRMWARE_DIR, s.library, reuse=True) as emulator:
             report = _validate(emulator.url, emulator.target)
             emulator.board.check()  # a crash during validation is the firmware's, not the link's
         run.validation = report

@@ -153,7 +153,7 @@ def _project_files(board: BoardProfile, app: AppSpec, model_data: ModelData, con
             files["src/" + source.name] = source.read_bytes()
     files.update(_render_folder(templates / "project" / "src", context, "src/"))
     files.update(_render_folder(app.directory, context, "src/", skip={MANIFEST_FILE}))
-    files[".gitignore"] = b".pio/\n"
+    files[".gitignore"] = b".pio/\n.emulator/\n"  # PlatformIO's build, and the emulated board's (tinyml emulate)
     return files
 
 

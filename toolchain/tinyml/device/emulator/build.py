@@ -86,6 +86,7 @@ PRECOMPILED_HEADERS = (
 # Measured on 2 cores (see bench/emulator.py): whether the library build uses them.
 USE_PRECOMPILED_HEADER = True
 LIBRARY_ARCHIVE = "libtflm.a"
+OUT_DIR = ".emulator"  # in the project: the ELF, its map and the objects
 
 
 def target_dir() -> Path:
@@ -329,12 +330,18 @@ def _link_error(output: str) -> Exception:
     return ToolError(f"the firmware does not link: {native_build.first_error(output)}", "run with --verbose to see the command and all its output")
 
 
-def build_firmware(project_dir: str | Path, library: LibrarySource, out_dir: str | Path | None = None, *, workers: int | None = None) -> FirmwareBuild:
-    """Builds `project_dir` for the emulated board; the ELF and map go to `out_dir` (default: PROJECT/.emulator)."""
+def build_firmware(
+    project_dir: str | Path, library: LibrarySource, out_dir: str | Path | None = None, *, workers: int | None = None, reuse: bool = False
+) -> FirmwareBuild:
+    """Builds `project_dir` for the emulated board; the ELF and map go to `out_dir` (default:
+    PROJECT/.emulator). `reuse` keeps an ELF newer than the project's files and the support code."""
     project = load_project(project_dir)
     library_build = build_library(project, library, workers=workers)
     started = time.monotonic()
-    out = Path(out_dir) if out_dir else project.path / ".emulator"
+    out = Path(out_dir) if out_dir else project.path / OUT_DIR
+    elf, map_file = out / "firmware.elf", out / "firmware.map"
+    if reuse and _is_newer(elf, [*native_build.files_under(project.path / "src"), project.path / "platformio.ini", *native_build.files_under(target_dir())]):
+        return _firmware_build(elf, map_file, library, library_build, started)
     objects = out / "obj"
     shutil.rmtree(objects, ignore_errors=True)
     objects.mkdir(parents=True)
@@ -351,7 +358,6 @@ def build_firmware(project_dir: str | Path, library: LibrarySource, out_dir: str
     support_archive = objects / "libemulator.a"
     _run([AR, "rcs", str(support_archive), *(str(j.output) for j in target_jobs if j.source.name not in TARGET_OBJECT_SOURCES)])
     linked = [str(j.output) for j in project_jobs] + [str(j.output) for j in target_jobs if j.source.name in TARGET_OBJECT_SOURCES]
-    elf, map_file = out / "firmware.elf", out / "firmware.map"
     link = [GXX, *LINK_FLAGS, f"-T{linker_script()}", f"-Wl,-Map={map_file}", *linked]
     link += ["-Wl,--whole-archive", str(library_build.archive), "-Wl,--no-whole-archive", str(support_archive), "-o", str(elf)]
     log.debug("%s", " ".join(link))
@@ -359,6 +365,14 @@ def build_firmware(project_dir: str | Path, library: LibrarySource, out_dir: str
     if result.returncode != 0:
         log.debug("%s", result.stdout + result.stderr)
         raise _link_error(result.stdout + result.stderr)
+    return _firmware_build(elf, map_file, library, library_build, started)
+
+
+def _is_newer(output: Path, inputs: Sequence[Path]) -> bool:
+    return output.is_file() and all(path.stat().st_mtime < output.stat().st_mtime for path in inputs)
+
+
+def _firmware_build(elf: Path, map_file: Path, library: LibrarySource, library_build: LibraryBuild, started: float) -> FirmwareBuild:
     text, data, bss = section_sizes(elf)
     return FirmwareBuild(
         elf=elf,

@@ -21,7 +21,7 @@ from typing import Any
 
 from tinyml.core.errors import InputError
 from tinyml.core.tools import require_program
-from tinyml.device.emulator.build import EMULATED_CORES, PART_APP, PART_TFLM, FirmwareBuild, require_cross_compiler
+from tinyml.device.emulator.build import EMULATED_CORES, OUT_DIR, PART_APP, PART_TFLM, FirmwareBuild, require_cross_compiler
 from tinyml.device.emulator.qemu import QEMU, QEMU_INSTALL_HINT
 from tinyml.device.emulator.session import describe_target, start_emulator
 from tinyml.device.link import DeviceLink
@@ -30,7 +30,6 @@ from tinyml.firmware.library_source import LIBRARY_ENV, LibrarySource, find_libr
 
 log = logging.getLogger("tinyml.emulator")
 
-EMULATOR_OUT = ".emulator"
 # The profiles' runtime estimates count the TFLM interpreter without kernels in (about 45 KB of
 # flash and 2 KB of RAM, TFLM's memory-footprint notes, as boards/*.toml cite them). The ELF
 # measures all of TFLM, so the core's share is the estimate less that part.
@@ -40,7 +39,7 @@ NANOSECONDS_PER_INSTRUCTION = 1  # -icount shift=0
 
 
 def firmware_elf(project_dir: Path) -> Path:
-    return Path(project_dir) / EMULATOR_OUT / "firmware.elf"
+    return Path(project_dir) / OUT_DIR / "firmware.elf"
 
 
 def check_emulator_inputs(board: BoardProfile, library: str | Path | None) -> LibrarySource | None:

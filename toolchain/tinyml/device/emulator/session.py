@@ -80,10 +80,13 @@ def load_recordings(project_dir: str | Path, imu: str | Path | None = None, imu_
     return Recordings(frames, rate, Path(audio) if audio else None)
 
 
-def build(project_dir: str | Path, library: str | Path | LibrarySource | None = None, *, workers: int | None = None) -> FirmwareBuild:
-    """Builds the project for the emulated board (the library from the user's cache after its first build)."""
+def build(
+    project_dir: str | Path, library: str | Path | LibrarySource | None = None, *, workers: int | None = None, reuse: bool = False
+) -> FirmwareBuild:
+    """Builds the project for the emulated board (the library from the user's cache after its
+    first build). `reuse`: keep an ELF that is newer than every file of the project."""
     source = library if isinstance(library, LibrarySource) else check_prerequisites(project_dir, library)
-    firmware = build_firmware(project_dir, source, workers=workers)
+    firmware = build_firmware(project_dir, source, workers=workers, reuse=reuse)
     log.info("library %s: %s in %.1f s", source.name, "cached" if firmware.library_cached else "compiled", firmware.library_seconds)
     return firmware
 
@@ -96,10 +99,12 @@ def start_emulator(
     recordings: Recordings | None = None,
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT_S,
     workers: int | None = None,
+    reuse: bool = False,
 ) -> Iterator[RunningEmulator]:
-    """Builds the project and runs it on QEMU until the block ends (also on Ctrl-C or an error)."""
+    """Builds the project and runs it on QEMU until the block ends (also on Ctrl-C or an error).
+    `reuse`: run the ELF built earlier if it is newer than every file of the project."""
     source = library if isinstance(library, LibrarySource) else check_prerequisites(project_dir, library)
     recordings = recordings or Recordings()
-    firmware = build(project_dir, source, workers=workers)
+    firmware = build(project_dir, source, workers=workers, reuse=reuse)
     with EmulatedBoard(firmware.elf, imu=recordings.imu, imu_rate_hz=recordings.imu_rate_hz, audio=recordings.audio, startup_timeout=startup_timeout) as board:
         yield RunningEmulator(firmware, board)
