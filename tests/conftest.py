@@ -92,3 +92,18 @@ def int8_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     directory = tmp_path_factory.mktemp("int8_models")
     return {kind: write_int8_model(kind, directory) for kind in INPUT_SHAPES}
+
+
+@pytest.fixture(scope="session")
+def emulator_library():
+    """The pinned library, built for the emulated board once per session (minutes the first
+    time; later the user's cache answers in a second). Returns its LibrarySource."""
+    from tinyml.device.emulator.build import build_library
+    from tinyml.firmware.boards import get_board
+    from tinyml.firmware.library_source import open_library
+
+    for tool in ("arm-none-eabi-g++", "qemu-system-arm"):
+        require_tool(tool)
+    library = open_library(pinned_library_dir(), "the tests")
+    build_library(get_board("nano33ble_sense"), library)
+    return library

@@ -37,8 +37,7 @@ def _run(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     # Both explicitly: a board started in the background of a script has SIGINT ignored.
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGINT, _terminate)
+    previous = {signum: signal.signal(signum, _terminate) for signum in (signal.SIGTERM, signal.SIGINT)}
     console = stdout_console()
     try:
         with start_emulator(args.project, library, recordings=recordings, startup_timeout=args.startup_timeout, workers=args.jobs) as emulator:
@@ -52,6 +51,9 @@ def _run(args: argparse.Namespace) -> int:
                 time.sleep(0.2)
     except KeyboardInterrupt:
         console.print("stopped", markup=False)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return 0
 
 

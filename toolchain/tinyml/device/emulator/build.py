@@ -108,7 +108,7 @@ class RenderedProject:
 
     @property
     def arduino_defines(self) -> tuple[str, ...]:
-        return (*ARDUINO_DEFINES, *ARDUINO_BOARD_DEFINES[self.board.platformio.board])
+        return arduino_defines(self.board)
 
     @property
     def src(self) -> Path:
@@ -156,6 +156,10 @@ class FirmwareBuild:
             "library_seconds": round(self.library_seconds, 1),
             "firmware_seconds": round(self.firmware_seconds, 1),
         }
+
+
+def arduino_defines(board: BoardProfile) -> tuple[str, ...]:
+    return (*ARDUINO_DEFINES, *ARDUINO_BOARD_DEFINES[board.platformio.board])
 
 
 def load_project(project_dir: str | Path) -> RenderedProject:
@@ -211,9 +215,9 @@ def _compile_failure(job: native_build.CompileJob, output: str) -> ToolError:
     return ToolError(f"{job.source.name} does not compile for the emulated board: {native_build.first_error(output)}", "fix the source, or render the project again")
 
 
-def library_flags(project: RenderedProject) -> tuple[str, ...]:
+def library_flags(board: BoardProfile) -> tuple[str, ...]:
     """How the Arduino builder compiles the library for the board: the defines, no warnings."""
-    return ("-w", *project.arduino_defines)
+    return ("-w", *arduino_defines(board))
 
 
 def _library_includes(library: LibrarySource) -> tuple[str, ...]:
@@ -225,27 +229,28 @@ def _precompiled_headers(library: LibrarySource) -> tuple[str, ...]:
     return tuple(name for name in PRECOMPILED_HEADERS if (library.src / name).is_file())
 
 
-def library_key(project: RenderedProject, library: LibrarySource, precompiled: Sequence[str]) -> str:
+def library_key(board: BoardProfile, library: LibrarySource, precompiled: Sequence[str]) -> str:
     """A hash of everything the library's objects depend on."""
     include = target_dir() / "include"
     files = [(library.src, p) for p in native_build.files_under(library.src)] + [(include, p) for p in native_build.files_under(include)]
     settings = {
         "compilers": [native_build.compiler_identity(GCC), native_build.compiler_identity(GXX)],
-        "flags": [COMMON_FLAGS, C_FLAGS, CXX_FLAGS, library_flags(project)],
+        "flags": [COMMON_FLAGS, C_FLAGS, CXX_FLAGS, library_flags(board)],
         "precompiled": list(precompiled),
     }
     return native_build.content_key(files, settings)
 
 
 def build_library(
-    project: RenderedProject, library: LibrarySource, *, workers: int | None = None, precompiled: bool = USE_PRECOMPILED_HEADER, keep_objects: bool = False
+    board: BoardProfile, library: LibrarySource, *, workers: int | None = None, precompiled: bool = USE_PRECOMPILED_HEADER, keep_objects: bool = False
 ) -> LibraryBuild:
-    """The library's archive, from the user's cache or compiled now (minutes, once).
+    """The library's archive for `board`'s Arduino core defines, from the user's cache or
+    compiled now (minutes, once).
     `keep_objects` leaves the objects beside it (the bench compares them across builds)."""
     require_cross_compiler()
     headers = _precompiled_headers(library) if precompiled else ()
-    flags = (*library_flags(project), *_library_includes(library))
-    key = library_key(project, library, headers)
+    flags = (*library_flags(board), *_library_includes(library))
+    key = library_key(board, library, headers)
     sources = native_build.files_under(library.src, LIBRARY_SUFFIXES)
     started = time.monotonic()
 
@@ -336,7 +341,7 @@ def build_firmware(
     """Builds `project_dir` for the emulated board; the ELF and map go to `out_dir` (default:
     PROJECT/.emulator). `reuse` keeps an ELF newer than the project's files and the support code."""
     project = load_project(project_dir)
-    library_build = build_library(project, library, workers=workers)
+    library_build = build_library(project.board, library, workers=workers)
     started = time.monotonic()
     out = Path(out_dir) if out_dir else project.path / OUT_DIR
     elf, map_file = out / "firmware.elf", out / "firmware.map"

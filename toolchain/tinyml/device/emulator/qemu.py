@@ -235,7 +235,8 @@ class EmulatedBoard:
         out = subprocess.run([ADDR2LINE, "-f", "-C", "-e", str(self.elf), pc.group(1)], capture_output=True, text=True).stdout.split("\n")
         if len(out) < 2 or out[1].startswith("??"):
             return ""
-        return f" in {out[0].split('(')[0]} at {Path(out[1].split(' ')[0]).name}"
+        function = re.sub(r"\([^()]*\)( const)?$", "", out[0])  # without its parameter list
+        return f" in {function} at {Path(out[1].split(' ')[0]).name}"
 
     def stop(self) -> None:
         """Stops QEMU (its whole process group) and removes the recordings' folder."""
