@@ -50,6 +50,9 @@ int uart0_read(void) {
 }
 
 void uart0_write(uint8_t byte) {
+  // Before uart0_begin() (a fault in a static constructor) the byte is dropped: QEMU's model
+  // would hold it as "TX full" for ever, and the next write would wait for ever.
+  if (!(UART0_CTRL & UART_CTRL_TX_EN)) return;
   while (UART0_STATE & UART_STATE_TX_FULL) {
   }
   UART0_DATA = byte;
