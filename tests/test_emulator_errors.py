@@ -90,3 +90,26 @@ def test_a_firmware_that_prints_nothing(project: Path, emulator_library) -> None
     result = emulate(project, emulator_library.path, "--startup-timeout", 3)
     assert result.returncode == DeviceError.exit_code
     assert "the emulated firmware printed nothing in 3 s" in result.stderr
+
+
+def test_killing_emulate_leaves_no_qemu_and_no_listening_socket(project: Path, emulator_library) -> None:
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    from emulator_helpers import TINYML
+
+    process = subprocess.Popen([*TINYML, "emulate", str(project), "--library", str(emulator_library.path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert process.stdout is not None
+    url = next(line for line in process.stdout if line.startswith("port: "))[len("port: ") :].strip()
+    assert qemu_processes(project)
+    process.send_signal(signal.SIGKILL)  # no handler, no atexit: only PR_SET_PDEATHSIG is left
+    process.wait(10)
+    deadline = time.monotonic() + 5
+    while qemu_processes(project) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert qemu_processes(project) == []
+    host, port = url.removeprefix("socket://").split(":")
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((host, int(port)), timeout=2).close()
