@@ -112,3 +112,24 @@ def test_gesture_app_classifies_a_replayed_imu_recording(emulator_library, int8_
     predictions = [line for line in lines if line.startswith("exercise: ")]
     assert predictions, lines
     assert predictions[0].split()[1] in LABELS
+
+
+def test_kws_app_hears_a_replayed_recording_to_its_end(emulator_library, int8_models, tmp_path: Path) -> None:
+    import wave
+
+    project = render_app("nano33ble_sense", "kws", tmp_path / "project", int8_models)
+    audio = tmp_path / "noise.wav"
+    with wave.open(str(audio), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(16000)
+        wav.writeframes((np.random.default_rng(0).normal(0, 2000, 16000 * 2)).astype("<i2").tobytes())
+    with start_emulator(project, emulator_library, recordings=Recordings(audio=audio)) as emulator:
+        deadline = time.monotonic() + 30
+        while "the audio recording ended" not in emulator.board.notices and time.monotonic() < deadline:
+            emulator.board.check()
+            time.sleep(0.2)
+        emulator.board.check()
+    # The app kept up with the microphone (no buffer left unread) until the recording ended.
+    assert "the audio recording ended" in emulator.board.notices
+    assert not any("did not read the last microphone buffer" in notice for notice in emulator.board.notices)
