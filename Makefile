@@ -1,5 +1,6 @@
 # The two commands of README.md:
-#   make demo   sets up .venv and runs the gesture lab end to end on the virtual board
+#   make demo   sets up .venv (and the cross compiler and QEMU, where it may) and runs the gesture
+#               lab end to end on the emulated board: the real firmware on an emulated Cortex-M4
 #   make test   sets up .venv (and the system compilers, where it may) and runs the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -21,8 +22,26 @@ setup: $(BIN)/tinyml
 system-deps:
 	bash .ci/system-deps
 
+# The board's TFLM library, which the emulated board compiles: $$TINYML_TFLM_LIBRARY, else the
+# unmodified copy beside the repository where there is one (never a copy inside it).
+TFLM_LIBRARY ?= $(or $(TINYML_TFLM_LIBRARY),$(wildcard $(abspath ../shared/third_party/Arduino_TensorFlowLite)))
+
+# Without the cross compiler, QEMU or the library, the demo says what is missing and runs on the
+# virtual board (the model in the TFLM Python runtime, not the firmware), named as such.
 demo: setup
-	$(BIN)/python -m tinyml.labs.gesture --out runs/gesture
+	@bash .ci/system-deps || echo "demo: could not install the system packages (see above)"
+	@missing=""; \
+	command -v arm-none-eabi-g++ >/dev/null || missing="$$missing arm-none-eabi-g++ (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib);"; \
+	command -v qemu-system-arm >/dev/null || missing="$$missing qemu-system-arm (apt-get install qemu-system-arm);"; \
+	[ -n "$(TFLM_LIBRARY)" ] || missing="$$missing the board's TFLM library (set TINYML_TFLM_LIBRARY to a copy of Arduino_TensorFlowLite);"; \
+	if [ -z "$$missing" ]; then \
+	  echo "demo: the gesture lab on the emulated board (the real firmware on QEMU, library $(TFLM_LIBRARY))"; \
+	  TINYML_TFLM_LIBRARY="$(TFLM_LIBRARY)" $(BIN)/python -m tinyml.labs.gesture --out runs/gesture --port emulator; \
+	else \
+	  echo "demo: no emulated board here, missing:$$missing"; \
+	  echo "demo: running on the VIRTUAL board instead: the model in the TFLM Python runtime, not the firmware"; \
+	  $(BIN)/python -m tinyml.labs.gesture --out runs/gesture --port virtual; \
+	fi
 
 # The venv's bin goes first on PATH so that tests find `tinyml` and `pio` as a user's shell would.
 test: setup system-deps

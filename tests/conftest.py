@@ -110,3 +110,18 @@ def pinned_host_library():
     from tinyml.model.board_library import build_host_library
 
     return build_host_library(pinned_library_dir())
+
+
+@pytest.fixture(scope="session")
+def emulator_library():
+    """The pinned library, built for the emulated board once per session (minutes the first
+    time; later the user's cache answers in a second). Returns its LibrarySource."""
+    from tinyml.device.emulator.build import build_library
+    from tinyml.firmware.boards import get_board
+    from tinyml.firmware.library_source import open_library
+
+    for tool in ("arm-none-eabi-g++", "qemu-system-arm"):
+        require_tool(tool)
+    library = open_library(pinned_library_dir(), "the tests")
+    build_library(get_board("nano33ble_sense"), library)
+    return library

@@ -1,4 +1,10 @@
-"""`tinyml deploy`: quantize, inspect, render, flash (or start a virtual board) and validate.
+"""`tinyml deploy`: quantize, inspect, render, flash (or the virtual or emulated board) and validate.
+
+`port` is a board's serial port, "virtual" (the virtual board: the model in the TFLM Python
+runtime, not the firmware) or "emulator" (the emulated board: the rendered firmware built
+against the board's TFLM library and run on QEMU, tinyml.device.emulator). On the emulated
+board the flash stage builds the firmware, measures the arena the library uses for this model
+on the device and re-renders the project with it; validate runs QEMU and talks to it.
 
 Each stage calls the public function of its own module; this module only orders them, keeps
 a state file so that a run can resume after a failed stage, and collects one summary.
@@ -38,6 +44,8 @@ MODEL_FILE = "model_int8.tflite"
 FIRMWARE_DIR = "firmware"
 REPORT_DIR = "validation"
 VIRTUAL_PORT = "virtual"
+EMULATOR_PORT = "emulator"
+VIRTUAL_TARGET = "virtual board: the model on the host, not the firmware"
 
 Progress = Callable[[int, int], None]
 # (stage, "start" | "done" | "skipped" | "resumed" | "failed" | "failed-input"); "failed-input" is
@@ -66,6 +74,8 @@ class DeployResult:
     model_path: Path | None
     stages: list[StageOutcome]
     validation: Any = None  # tinyml.validation.report.ValidationReport when validation ran in this process
+    target: str = ""  # what ran the model, as every output names it
+
 
     def stage(self, name: str) -> StageOutcome:
         return next(s for s in self.stages if s.name == name)
@@ -75,6 +85,7 @@ class DeployResult:
             "out_dir": str(self.out_dir),
             "board": self.board,
             "port": self.port,
+            "target": self.target,
             "model": str(self.model_path) if self.model_path else None,
             "stages": [s.to_dict() for s in self.stages],
         }
@@ -169,6 +180,7 @@ class _Settings:
     eval_data: Dataset | None
     labels: list[str] | None
     port: str
+    library: Any  # tinyml.firmware.library_source.LibrarySource or a folder, for port "emulator"
     app: str
     app_context: dict[str, Any]
     skip: frozenset[str]
@@ -182,6 +194,7 @@ class _Settings:
         settings = {
             "board": self.board_id,
             "port": self.port,
+            "library": str(getattr(self.library, "path", self.library)) if self.library else None,
             "app": self.app,
             "app_context": self.app_context,
             "limit": self.validate_limit,
@@ -200,6 +213,7 @@ class _Run:
     resume_validation: bool = False  # continue a validation that failed midway, not start afresh
     flashed_port: str | None = None  # where the flash stage found the running sketch
     validation: Any = None
+    target: str = ""
 
 
 def _stage_quantize(run: _Run) -> dict[str, Any]:
@@ -233,20 +247,29 @@ def _stage_inspect(run: _Run) -> dict[str, Any]:
 
 
 def _stage_render(run: _Run) -> dict[str, Any]:
-    from tinyml.firmware.apps import default_app_context
     from tinyml.firmware.render import render_project
 
     s = run.settings
-    # The defaults of the features the app's manifest names, overridden by the caller's settings.
-    app_context = {**default_app_context(s.app), **s.app_context}
+    app_context = _app_context(s)
     result = render_project(s.board, s.model_path, s.out_dir / FIRMWARE_DIR, labels=s.labels, app=s.app, app_context=app_context, force=True)
     return _facts_of(result)
+
+
+def _app_context(s: _Settings) -> dict[str, Any]:
+    """The defaults of the features the app's manifest names, overridden by the caller's settings."""
+    from tinyml.firmware.apps import default_app_context
+
+    return {**default_app_context(s.app), **s.app_context}
 
 
 def _stage_flash(run: _Run) -> dict[str, Any]:
     s = run.settings
     if s.port == VIRTUAL_PORT:
-        return {"port": VIRTUAL_PORT, "note": "no board: the validate stage starts a virtual board that runs the model in TFLM"}
+        return {"port": VIRTUAL_PORT, "target": VIRTUAL_TARGET, "note": "no board: the validate stage starts a virtual board that runs the model in TFLM, not the firmware"}
+    if s.port == EMULATOR_PORT:
+        from tinyml.device.emulator.measure import build_and_measure
+
+        return build_and_measure(s.out_dir / FIRMWARE_DIR, s.library, s.board, s.model_path, labels=s.labels, app=s.app, app_context=_app_context(s))
     from tinyml.device.flash import flash_project
 
     return _facts_of(flash_project(s.out_dir / FIRMWARE_DIR, port=s.port, board=s.board_id))
@@ -258,7 +281,8 @@ def _stage_validate(run: _Run) -> dict[str, Any]:
     s = run.settings
     data = s.eval_data if s.eval_data is not None else s.calibration
 
-    def _validate(port: str) -> Any:
+    def _validate(port: str, target: str) -> Any:
+        run.target = target
         return validate_device(
             port,
             s.model_path,
@@ -273,6 +297,7 @@ def _stage_validate(run: _Run) -> dict[str, Any]:
             progress=run.progress,
             library=s.library,
             project_dir=s.out_dir / FIRMWARE_DIR,
+            target=target,
         )
 
     if s.port == VIRTUAL_PORT:
@@ -282,13 +307,23 @@ def _stage_validate(run: _Run) -> dict[str, Any]:
         # The stand-in computes as the verdict's reference does: the board's library when found.
         library = choose_reference(s.library, s.out_dir / FIRMWARE_DIR).library_dir
         with VirtualBoard(s.model_path, labels=s.labels, board=s.board_id, library=library) as board:
-            report = _validate(board.port)
+            report = _validate(board.port, f"{board.description}: the model on the host, not the firmware")
+    elif s.port == EMULATOR_PORT:
+        from tinyml.device.emulator.measure import emulator_facts
+        from tinyml.device.emulator.session import start_emulator
+
+        # The ELF the flash stage built, unless the project changed since.
+        with start_emulator(s.out_dir / FIRMWARE_DIR, s.library, reuse=True) as emulator:
+            report = _validate(emulator.url, emulator.target)
+            emulator.board.check()  # a crash during validation is the firmware's, not the link's
+        run.validation = report
+        return {**_facts_of(report), "emulator": emulator_facts(report, s.board)}
     else:
         # The sketch may come back on another port than the upload used (or --port auto).
         port = run.flashed_port or s.port
         if port == "auto":
             raise InputError("the board's port is not known (flash was skipped or the board did not show up)", "pass --port PORT")
-        report = _validate(port)
+        report = _validate(port, f"{s.board.name} on {port}")
     run.validation = report
     return _facts_of(report)
 
@@ -316,6 +351,7 @@ def deploy(
     eval_data: Dataset | str | Path | None = None,
     labels: Sequence[str] | str | Path | None = None,
     port: str = VIRTUAL_PORT,
+    library: str | Path | None = None,
     app: str = "validation",
     app_context: Mapping[str, Any] | None = None,
     skip: Sequence[str] = (),
@@ -331,9 +367,10 @@ def deploy(
     """Run every stage not in `skip`, resuming after the last finished one, and return the summary.
 
     `model` is a Keras model (in memory or a file that `tinyml.model.quantize` reads) or an int8
-    `.tflite` (then quantize is skipped). `port` is a serial port or "virtual". `library` is the
-    board's TFLM library folder that validation compares with (built for the host); without it,
-    validate looks in $TINYML_TFLM_LIBRARY and the rendered project. A stage that
+    `.tflite` (then quantize is skipped). `port` is a serial port, "virtual" or "emulator".
+    `library` is the board's TFLM library folder: the emulated board builds the firmware against
+    it, and validation compares with it built for the host; without it, tinyml.firmware.library_source
+    looks in $TINYML_TFLM_LIBRARY and the rendered project. A stage that
     fails raises its tinyml error after recording the failure in the state file; run again
     with the same inputs to resume from that stage.
     """
@@ -345,6 +382,7 @@ def deploy(
         eval_data=eval_data,
         labels=labels,
         port=port,
+        library=library,
         app=app,
         app_context=app_context,
         skip=skip,
@@ -364,7 +402,16 @@ def deploy(
     previous_validation = state.stages.get("validate", {})
     run.resume_validation = previous_validation.get("status") == "failed" and (settings.out_dir / REPORT_DIR).is_dir()
     outcomes = _run_stages(run, state, on_stage)
-    return DeployResult(out_dir=settings.out_dir, board=board, port=port, model_path=settings.model_path, stages=outcomes, validation=run.validation)
+    target = run.target or _planned_target(settings, outcomes)
+    return DeployResult(out_dir=settings.out_dir, board=board, port=port, model_path=settings.model_path, stages=outcomes, validation=run.validation, target=target)
+
+
+def _planned_target(settings: _Settings, outcomes: Sequence[StageOutcome]) -> str:
+    """The target when validation did not run in this process: what the flash stage named."""
+    flashed = next((o.facts for o in outcomes if o.name == "flash" and o.facts), {})
+    if flashed.get("target"):
+        return str(flashed["target"])
+    return VIRTUAL_TARGET if settings.port == VIRTUAL_PORT else f"{settings.board.name} on {settings.port}"
 
 
 def _check_inputs(
@@ -376,6 +423,7 @@ def _check_inputs(
     eval_data: Dataset | str | Path | None,
     labels: Sequence[str] | str | Path | None,
     port: str,
+    library: str | Path | None,
     app: str,
     app_context: Mapping[str, Any] | None,
     skip: Sequence[str],
@@ -418,6 +466,12 @@ def _check_inputs(
         raise InputError("quantizing needs calibration data", "pass --calibration DATA.npz (a few hundred typical inputs), or give an int8 .tflite")
     if "validate" not in skipped and evaluation is None and calibration_data is None:
         raise InputError("validation needs data", "pass --eval DATA.npz (or --calibration), or --skip validate")
+    if port == EMULATOR_PORT:
+        from tinyml.device.emulator.measure import check_emulator_inputs
+
+        library = check_emulator_inputs(board_profile, library)
+    elif library is not None:
+        raise InputError("--library is for the emulated board", "pass --port emulator, or leave --library out")
     return _Settings(
         model=model,
         board_id=board,
@@ -428,6 +482,7 @@ def _check_inputs(
         eval_data=evaluation,
         labels=list(labels) if labels else None,
         port=port,
+        library=library,
         app=app,
         app_context=dict(app_context or {}),
         skip=frozenset(skipped),
@@ -449,7 +504,7 @@ def _run_stages(run: _Run, state: _State, on_stage: StageListener | None) -> lis
             continue
         earlier = state.done(name) if _outputs_exist(name, run.settings) else None
         if name == "flash" and earlier is not None:
-            run.flashed_port = earlier.get("port") if earlier.get("port") != VIRTUAL_PORT else None
+            run.flashed_port = earlier.get("port") if earlier.get("port") not in (VIRTUAL_PORT, EMULATOR_PORT) else None
         # A resumed validation would report nothing new: validation always runs again.
         if earlier is not None and not redo_rest and name != "validate":
             outcomes.append(StageOutcome(name, "resumed", earlier))
@@ -471,7 +526,7 @@ def _run_stage(name: str, run: _Run, state: _State, on_stage: StageListener | No
         _notify(on_stage, name, "failed-input" if isinstance(exc, (InputError, ModelError)) else "failed")
         raise
     seconds = time.monotonic() - started
-    if name == "flash" and run.settings.port != VIRTUAL_PORT:
+    if name == "flash" and run.settings.port not in (VIRTUAL_PORT, EMULATOR_PORT):
         run.flashed_port = facts.get("port")
     state.record(name, "done", facts)
     log.info("%s: done in %.1f s", name, seconds)
@@ -485,6 +540,10 @@ def _outputs_exist(stage: str, settings: _Settings) -> bool:
         return settings.model_path.is_file()
     if stage == "render":
         return (settings.out_dir / FIRMWARE_DIR / "platformio.ini").is_file()
+    if stage == "flash" and settings.port == EMULATOR_PORT:
+        from tinyml.device.emulator.measure import firmware_elf
+
+        return firmware_elf(settings.out_dir / FIRMWARE_DIR).is_file()
     return True
 
 

@@ -23,7 +23,12 @@ def register(subparsers: Any, summary: str) -> None:
     parser.add_argument("--calibration", help="calibration samples (.npz with x, or .npy): a few hundred typical inputs")
     parser.add_argument("--eval", dest="eval_data", help="held-out samples (.npz with x and y) for accuracy and validation")
     parser.add_argument("--labels", help="class names, one per line")
-    parser.add_argument("--port", default="virtual", help="serial port of the board, or 'virtual' (default) for a virtual board")
+    parser.add_argument(
+        "--port",
+        default="virtual",
+        help="serial port of the board; 'emulator' for the emulated board (the firmware on QEMU); 'virtual' (default) for the virtual board (the model in TFLM, not the firmware)",
+    )
+    parser.add_argument("--library", metavar="DIR", help="with --port emulator: the board's TFLM library (default: $TINYML_TFLM_LIBRARY, else PlatformIO's copy)")
     parser.add_argument("--out", default="deploy", help="output folder (default: deploy)")
     parser.add_argument("--app", default="validation", help="firmware app (default: validation)")
     parser.add_argument("--skip", action="append", default=[], choices=STAGE_NAMES, metavar="STAGE", help="skip a stage (repeatable): " + ", ".join(STAGE_NAMES))
@@ -87,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
                 eval_data=args.eval_data,
                 labels=args.labels,
                 port=args.port,
+                library=args.library,
                 app=args.app,
                 skip=args.skip,
                 resume=not args.restart,
@@ -127,12 +133,34 @@ def _stage_line(name: str, facts: dict[str, Any]) -> str:
     if name == "inspect":
         return f"arena {_fmt_bytes(facts.get('arena_bytes'))}, {facts.get('macs', 0):,} MACs, model {facts.get('model_id', '?')}"
     if name == "render":
-        return f"{facts.get('project_dir', '?')} (app {facts.get('app', '?')}, arena {facts.get('arena_bytes', '?')} B)"
+        return f"{facts.get('project_dir', '?')} (app {facts.get('app', '?')}, arena {facts.get('arena_bytes', '?')} B, estimated)"
     if name == "flash":
+        if "arena" in facts and "memory" in facts:
+            return _emulator_build_line(facts)
         return str(facts.get("note") or facts.get("port") or "")
     if name == "validate":
-        return ", ".join(f"{k} {v}" for k, v in _validation_headline(facts).items())
+        line = ", ".join(f"{k} {v}" for k, v in _validation_headline(facts).items())
+        emulated = facts.get("emulator")
+        if emulated:
+            line += (
+                f"; {emulated['instructions_per_inference']:,} instructions per inference (measured),"
+                f" ~{emulated['latency_estimate_us_at_board_clock']:,.0f} us at {emulated['board_clock_hz'] / 1e6:g} MHz (estimate: 1 instruction per cycle)"
+            )
+        return line
     return ""
+
+
+def _emulator_build_line(facts: dict[str, Any]) -> str:
+    """The emulated board's build: the arena measured there, and flash/RAM measured vs estimated."""
+    arena, memory = facts["arena"], facts["memory"]
+    flash = memory["tflm_app_model_flash_bytes"] + memory["core_flash_bytes_estimate"]
+    ram = memory["tflm_app_model_ram_bytes"] + memory["core_ram_bytes_estimate"]
+    return (
+        f"built for the emulated board; arena {arena['measured_on_device_bytes']:,} B measured on the device, firmware declares {arena['declared_bytes']:,} B"
+        f" (inspect estimated {arena['estimated_by_inspect_bytes']:,} B); TFLM + app + model {memory['tflm_app_model_flash_bytes']:,} B flash,"
+        f" {memory['tflm_app_model_ram_bytes']:,} B RAM (measured in the ELF) + core ~{memory['core_flash_bytes_estimate']:,} B flash,"
+        f" ~{memory['core_ram_bytes_estimate']:,} B RAM (estimate) = {flash / memory['board_flash_bytes']:.0%} of flash, {ram / memory['board_ram_bytes']:.0%} of RAM"
+    )
 
 
 def _validation_headline(facts: dict[str, Any]) -> dict[str, str]:
@@ -156,7 +184,7 @@ def print_deploy_summary(result: Any, console: Any, *, seconds: float | None = N
     from rich.markup import escape
     from rich.table import Table
 
-    title = escape(f"tinyml deploy: {result.board} on {result.port}")
+    title = escape(f"tinyml deploy: {result.board} on the {result.target or result.port}")
     if seconds is not None:
         title += f" ({seconds:.0f} s)"
     table = Table(title=title, title_justify="left")

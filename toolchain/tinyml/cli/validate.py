@@ -27,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     parser.add_argument("--library", metavar="DIR", help="the board's TFLM library folder (Arduino_TensorFlowLite as PlatformIO downloads it): the verdict compares the device with it, built for the host (default: $TINYML_TFLM_LIBRARY, else the copy in --project)")
     parser.add_argument("--project", metavar="DIR", help="the rendered PlatformIO project whose downloaded library is the board's (default: none)")
     parser.add_argument("--invoke-timeout", type=positive_float, default=10.0, metavar="S", help="seconds to wait for the first inference (default 10)")
+    parser.add_argument("--target", metavar="TEXT", help="what runs the firmware, for the report and the verdict (e.g. what `tinyml emulate` printed)")
     parser.set_defaults(run=_run)
 
 
@@ -59,6 +60,7 @@ def _run(args: argparse.Namespace) -> int:
                 link_options={"baudrate": args.baud, "invoke_timeout": args.invoke_timeout},
                 library=args.library,
                 project_dir=args.project,
+                target=args.target,
             )
         except ThresholdFailed as failed:
             bar.stop()
@@ -72,7 +74,8 @@ def print_summary(report, console) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=escape(f"{report.samples} samples on {report.device.get('board_id')} ({report.port}), model {report.model_hash}"))
+    on = report.target or report.device.get("board_id")
+    table = Table(title=escape(f"{report.samples} samples on {on} ({report.port}), model {report.model_hash}"))
     table.add_column("", no_wrap=True)
     for column in ("exact", "max|Δ|", "MAE", "RMSE", "rel L2", "cosine", "top-1"):
         table.add_column(column, justify="right", no_wrap=True)
@@ -98,7 +101,8 @@ def print_summary(report, console) -> None:
     if report.report_dir:
         console.print(f"report: {report.report_dir}/report.html", markup=False, soft_wrap=True)
     if report.passed:
-        console.print("[bold green]PASSED[/]" if any(v is not None for v in report.thresholds.values()) else "done (no thresholds set)")
+        on = f" on the {report.target}" if report.target else ""
+        console.print(f"[bold green]PASSED[/]{on}" if any(v is not None for v in report.thresholds.values()) else f"done{on} (no thresholds set)", soft_wrap=True)
     else:
         for failure in report.failures:
             console.print(f"FAILED: {failure}", style="bold red", markup=False, soft_wrap=True)

@@ -104,11 +104,15 @@ def compile_all(
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(run, job) for job in jobs]
-        for future in as_completed(futures):
-            job, result = future.result()
-            if result.returncode != 0:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise failure(job, result.stdout + result.stderr)
+        try:
+            for future in as_completed(futures):
+                job, result = future.result()
+                if result.returncode != 0:
+                    raise failure(job, result.stdout + result.stderr)
+        except BaseException:
+            # A failure, Ctrl-C or SIGTERM: start nothing more; the compilers running now finish.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def precompiled_header(compile_command: Sequence[str], headers: Sequence[str], work: Path) -> tuple[str, ...]:

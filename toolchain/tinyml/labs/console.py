@@ -28,7 +28,11 @@ def lab_argument_parser(module: str, description: str, *, default_out: str, defa
     parser = OneLineErrorParser(prog=f"python -m {module}", description=description)
     parser.add_argument("--out", default=default_out, help=f"output folder (default: {default_out})")
     parser.add_argument("--board", default=default_board, help=f"board profile id (default: {default_board}; see `tinyml boards`)")
-    parser.add_argument("--port", default="virtual", help="serial port of a flashed board, or 'virtual' (default) for the virtual board")
+    parser.add_argument(
+        "--port",
+        default="virtual",
+        help="serial port of a flashed board; 'emulator' for the emulated board (the firmware on QEMU, library from $TINYML_TFLM_LIBRARY); 'virtual' (default) for the virtual board (the model in TFLM)",
+    )
     parser.add_argument("--epochs", type=positive_int, default=default_epochs, help=f"training epochs (default: {default_epochs})")
     parser.add_argument("--limit", type=positive_int, default=None, help="validate on at most this many test samples (default: all)")
     parser.add_argument("--force", action="store_true", help="write into --out even if it holds other files")

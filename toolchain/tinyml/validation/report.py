@@ -51,6 +51,7 @@ class ValidationReport:
     resumed_samples: int = 0
     report_dir: str | None = None
     tolerances: dict[str, str] = field(default_factory=lambda: dict(MEASURED_TOLERANCES))
+    target: str | None = None  # what ran the firmware, when the caller knows (the emulated or virtual board)
 
     @property
     def passed(self) -> bool:
@@ -78,7 +79,8 @@ class ThresholdFailed(ValidationFailed):
     def __init__(self, report: ValidationReport) -> None:
         self.report = report
         where = f" (report in {report.report_dir})" if report.report_dir else ""
-        super().__init__("validation failed: " + "; ".join(report.failures) + where, "look at the per-output error in the report, or relax --min-exact/--min-agreement if the difference is expected")
+        on = f" on the {report.target}" if report.target else ""
+        super().__init__(f"validation{on} failed: " + "; ".join(report.failures) + where, "look at the per-output error in the report, or relax --min-exact/--min-agreement if the difference is expected")
 
 
 def build_report(

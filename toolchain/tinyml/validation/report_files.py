@@ -153,6 +153,7 @@ def render_html(report: ValidationReport, records: list[dict]) -> str:
         [
             ("result", "PASSED" if report.passed else "FAILED: " + "; ".join(report.failures)),
             ("reference", f"{reference['name']}; {reference['note']}"),
+            ("target", report.target or "the board on the port"),
             ("port", report.port),
             ("model", f"{report.model_path} ({report.model_hash})"),
             ("board", f"{device.get('board_id')} running firmware {device.get('firmware_version')}, arena {device.get('arena_used_bytes')} bytes"),

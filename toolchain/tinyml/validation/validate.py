@@ -57,8 +57,10 @@ def validate_device(
     link_options: dict[str, Any] | None = None,
     library: str | Path | None = None,
     project_dir: str | Path | None = None,
+    target: str | None = None,
 ) -> ValidationReport:
-    """Validate the board on `port` against the host for every sample of `data` (see module doc)."""
+    """Validate the board on `port` against the host for every sample of `data` (see module doc).
+    `target` names what runs the firmware (e.g. the emulated board) in the report and verdict."""
     _check_arguments(limit, report_dir, min_exact, min_agreement, resume)
     host_reference = choose_reference(library, project_dir)
     if not host_reference.is_board_library:
@@ -100,6 +102,7 @@ def validate_device(
             late_error = exc
     report = build_report(port, model, facts, session.info, host_reference, session.records, float_top1, session.link_stats, min_exact, min_agreement)
     report.resumed_samples = session.resumed
+    report.target = target
     if directory is not None:
         from tinyml.validation.report_files import write_report
 
