@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -247,3 +248,18 @@ def test_prepare_offline_reports_the_download_failure() -> None:
     assert result.returncode == 4
     assert "could not (offline?)" in result.stdout
     assert "run `tinyml boards prepare nano33ble`" in result.stdout
+
+
+def test_every_pio_call_runs_with_telemetry_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tinyml.device.platformio as platformio
+
+    seen: list[dict] = []
+
+    def fake_run(command, **kwargs):
+        seen.append(kwargs["env"])
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(platformio, "run", fake_run)
+    PlatformIO("pio").call(["pio", "run"])
+    assert seen[0]["PLATFORMIO_SETTING_ENABLE_TELEMETRY"] == "No"
+    assert seen[0]["PATH"] == os.environ["PATH"]  # the rest of the environment is kept
