@@ -35,6 +35,8 @@ log = logging.getLogger("tinyml.rig")
 LABGRID_VERSION = "26.0.1"
 VENV_ENV = "TINYML_LABGRID_VENV"
 AGENT = Path(__file__).with_name("labgrid_agent.py")
+# -I: isolated, so the agent's folder (where this module, labgrid.py, would hide the labgrid package) is not on sys.path.
+AGENT_PYTHON_FLAGS = ("-I",)
 _COMPLETE_MARK = ".tinyml-complete"
 INSTALL_TIMEOUT_S = 15 * 60
 PLACES_TIMEOUT_S = 60.0
@@ -82,7 +84,7 @@ def ensure_labgrid() -> Path:
 
 def list_places(coordinator: str) -> list[str]:
     """The places the coordinator knows; a DeviceError when it cannot be reached."""
-    result = run([labgrid_python(), AGENT, "places", coordinator], timeout=PLACES_TIMEOUT_S)
+    result = run([labgrid_python(), *AGENT_PYTHON_FLAGS, AGENT, "places", coordinator], timeout=PLACES_TIMEOUT_S)
     answer = _last_json(result.stdout)
     if "places" not in answer:
         raise DeviceError(f"the labgrid coordinator {coordinator} did not answer ({answer.get('message', 'no answer')})", "start it (`labgrid-coordinator --listen HOST:PORT`) or fix coordinator in the rig file's [rig] table")
@@ -124,7 +126,7 @@ class PlaceBusy(DeviceError):
 
 def start_agent(children: Children, coordinator: str, place: str, wait_s: float) -> subprocess.Popen:
     """The agent that will acquire `place` (started from the main thread: see tinyml.rig.children)."""
-    return children.start([labgrid_python(), AGENT, "hold", coordinator, place, "--wait", f"{wait_s:g}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    return children.start([labgrid_python(), *AGENT_PYTHON_FLAGS, AGENT, "hold", coordinator, place, "--wait", f"{wait_s:g}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
 
 def await_place(agent: subprocess.Popen, coordinator: str, place: str, wait_s: float) -> HeldPlace:
@@ -134,7 +136,10 @@ def await_place(agent: subprocess.Popen, coordinator: str, place: str, wait_s: f
     status = answer.get("status")
     if status == "acquired":
         return HeldPlace(place, answer["url"], agent)
-    agent.wait(timeout=RELEASE_TIMEOUT_S)
+    try:
+        agent.wait(timeout=RELEASE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        agent.terminate()
     if status == "busy":
         raise PlaceBusy(f"labgrid place {place} is held by {answer.get('holder')}", "wait for them to release it, set busy = \"wait\" in the rig file, or run again later (busy boards are resumed)")
     if status == "missing":
@@ -146,14 +151,23 @@ def _read_answer(agent: subprocess.Popen, timeout: float) -> dict:
     """The agent's JSON line, read in a thread so that a hung agent cannot hang the board."""
     import threading
 
-    line: list[str] = []
-    reader = threading.Thread(target=lambda: line.append(agent.stdout.readline() if agent.stdout else ""), daemon=True)
+    answer: list[dict] = []
+
+    def read() -> None:
+        assert agent.stdout is not None
+        for line in agent.stdout:
+            found = _last_json(line)
+            if found:
+                answer.append(found)
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
     reader.join(timeout)
-    if not line or not line[0].strip():
+    if not answer:
         agent.terminate()
-        return {"status": "error", "message": "the labgrid agent gave no answer" + ("" if line else f" in {timeout:.0f} s")}
-    return _last_json(line[0])
+        return {"status": "error", "message": "the labgrid agent gave no answer" + ("" if not reader.is_alive() else f" in {timeout:.0f} s")}
+    return answer[0]
 
 
 def _last_json(text: str) -> dict:

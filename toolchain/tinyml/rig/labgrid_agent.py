@@ -26,9 +26,15 @@ import time
 RETRY_S = 1.0
 
 
+# labgrid's client prints its own progress ("acquired place ..."): that goes to stderr, so that
+# stdout carries only the agent's JSON lines.
+_ANSWERS = sys.stdout
+sys.stdout = sys.stderr
+
+
 def _say(**message) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
+    _ANSWERS.write(json.dumps(message) + "\n")
+    _ANSWERS.flush()
 
 
 def _session(address: str):
