@@ -186,3 +186,49 @@ def test_a_sigkilled_run_leaves_no_virtual_board_behind(model: Path, data: Path,
     while _virtual_board_pids(marker) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _virtual_board_pids(marker) == []  # the parent-death signal ended it
+
+
+@pytest.mark.timeout(240)
+def test_boards_on_serial_ports_share_one_build_per_profile_and_are_uploaded_in_parallel(model: Path, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PlatformIO is faked (no board, no platform here); the boards behind the ports are virtual."""
+    import tinyml.device.platformio as platformio
+    from tinyml.device.virtual_board import VirtualBoard
+
+    calls: list[list[str]] = []
+    lock = threading.Lock()
+    uploading = threading.Barrier(2, timeout=30)  # both uploads of one profile must be under way at once
+
+    def fake_pio(command, **kwargs):
+        assert kwargs["env"]["PLATFORMIO_SETTING_ENABLE_TELEMETRY"] == "No"
+        with lock:
+            calls.append([str(c) for c in command])
+        if "upload" in command:
+            port = command[command.index("--upload-port") + 1]
+            if port.endswith(("kit-b1", "kit-b2")):
+                uploading.wait()
+            if port.endswith("kit-broken"):
+                return subprocess.CompletedProcess(command, 1, "Uploading .pio/build/firmware.bin\nNo device found on " + port, "")
+        return subprocess.CompletedProcess(command, 0, "Compiling...\nLinking...\n", "")
+
+    monkeypatch.setattr(platformio, "run", fake_pio)
+    monkeypatch.setattr(platformio, "find_pio", lambda: "pio")
+    names = {"kit-a1": "nano33ble_sense", "kit-b1": "nano33ble", "kit-b2": "nano33ble", "kit-broken": "nano33ble"}
+    boards = [VirtualBoard(model, board=profile, link=tmp_path / name) for name, profile in names.items()]
+    for board in boards:
+        board.start()
+    try:
+        (tmp_path / "rig.toml").write_text("".join(f'[boards.{name}]\nprofile = "{profile}"\nport = "{tmp_path / name}"\n' for name, profile in names.items()))
+        result = run_rig(tmp_path / "rig.toml", model, data, limit=6, link_options=FAST_LINK)
+    finally:
+        for board in boards:
+            board.stop()
+    verdicts = {name: r.verdict for name, r in result.results.items()}
+    assert verdicts == {"kit-a1": "pass", "kit-b1": "pass", "kit-b2": "pass", "kit-broken": "error"}
+    assert "timed out or found no bootloader" in result.results["kit-broken"].reason
+    builds = sorted(c for c in calls if "upload" not in c)
+    run_dir = tmp_path / "rig-reports" / f"run-{result.run_id}" / "firmware"
+    assert builds == [["pio", "run", "-d", str(run_dir / profile), "-e", profile] for profile in ("nano33ble", "nano33ble_sense")]
+    uploads = sorted(c for c in calls if "upload" in c)
+    assert uploads == sorted(["pio", "run", "-d", str(run_dir / names[n]), "-e", names[n], "-t", "nobuild", "-t", "upload", "--upload-port", str(tmp_path / n)] for n in names)
+    hashes = {name: r.firmware_hash for name, r in result.results.items() if r.verdict == "pass"}
+    assert hashes["kit-b1"] == hashes["kit-b2"] != hashes["kit-a1"]
