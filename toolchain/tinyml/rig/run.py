@@ -324,7 +324,10 @@ def _board_port(context: _RunContext, board: RigBoard, source: _Source, builds: 
         result.port = place.url
         return place.url
     if board.kind == "emulator":
-        raise DeviceError("emulated boards are not part of this tinyml build yet", "use a virtual board (virtual = {}) for now; the emulated board comes with `tinyml emulate`")
+        raise DeviceError(
+            "emulated boards are not started by `rig run` in this tinyml build yet",
+            "use virtual = {} for now, or start the emulated board yourself and give its URL as port = \"socket://127.0.0.1:PORT\"",
+        )
     if board.kind == "network":
         return board.port or ""
     # A board on a local serial port: the profile's firmware, built once, uploaded to it.
