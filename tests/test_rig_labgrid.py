@@ -129,7 +129,8 @@ class Lab:
 @pytest.fixture
 def lab(labgrid_bin: Path, int8_models: dict[str, Path], tmp_path: Path):
     stop = threading.Event()
-    boards = [VirtualBoard(int8_models["dense"], link=tmp_path / f"pty{i}", faults=Faults(skew_every=4) if i == 2 else Faults()) for i in range(4)]
+    faults = {2: Faults(skew_every=4), 4: Faults(slow_ms=300)}  # bench-2 has a wrong kernel, bench-4 is slow
+    boards = [VirtualBoard(int8_models["dense"], link=tmp_path / f"pty{i}", faults=faults.get(i, Faults())) for i in range(5)]
     for board in boards:
         board.start()
     lab = None
@@ -137,7 +138,7 @@ def lab(labgrid_bin: Path, int8_models: dict[str, Path], tmp_path: Path):
         ports = {f"g{i}": _tcp_bridge(board.port, stop) for i, board in enumerate(boards)}
         (tmp_path / "coordinator").mkdir()
         lab = Lab(labgrid_bin, tmp_path / "coordinator", ports)
-        for i in range(4):
+        for i in range(len(boards)):
             lab.place(f"bench-{i}", f"g{i}")
         yield lab
     finally:
@@ -202,3 +203,21 @@ def test_a_place_the_coordinator_lacks_is_one_line_naming_the_board(lab: Lab, in
         run_rig(rig, int8_models["dense"], data, link_options=FAST_LINK)
     assert "board 'lost': place 'bench-9' does not exist" in caught.value.problem
     assert "labgrid-client" in caught.value.fix
+
+
+@pytest.mark.timeout(180)
+def test_ctrl_c_releases_the_place(lab: Lab, int8_models: dict[str, Path], data: Path, tmp_path: Path) -> None:
+    import signal
+    import sys
+
+    rig = _rig(tmp_path, lab, {"slow": 'place = "bench-4"'})
+    process = subprocess.Popen([sys.executable, "-m", "tinyml", "rig", "run", str(rig), "--model", str(int8_models["dense"]), "--data", str(data)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while lab.holder("bench-4") in ("", "None"):
+        assert time.monotonic() < deadline and process.poll() is None, "the run never acquired the place"
+        time.sleep(0.3)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert lab.holder("bench-4") in ("", "None")

@@ -33,8 +33,11 @@ sys.stdout = sys.stderr
 
 
 def _say(**message) -> None:
-    _ANSWERS.write(json.dumps(message) + "\n")
-    _ANSWERS.flush()
+    try:
+        _ANSWERS.write(json.dumps(message) + "\n")
+        _ANSWERS.flush()
+    except OSError:  # tinyml is gone: the place is still released
+        pass
 
 
 def _session(address: str):
@@ -59,48 +62,60 @@ def _serial_url(session, place) -> str | None:
     return None
 
 
+class _Stop(Exception):
+    """SIGTERM or SIGINT: tinyml is going (or gone); let go of the place."""
+
+
+def _stop(*_args) -> None:
+    raise _Stop
+
+
 def _hold(args: argparse.Namespace) -> int:
     from labgrid.remote.client import Error as LabgridError
 
+    # From the first moment: a signal that lands while the coordinator grants the place must still release it.
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     session = _session(args.coordinator)
     session.args = argparse.Namespace(place=args.place, allow_unmatched=False, kick=False)
     if args.place not in session.places:
         _say(status="missing", places=sorted(session.places))
         return 3
+    try:
+        return _acquire_and_hold(session, args, LabgridError)
+    except _Stop:
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # releasing is not interrupted
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        session.loop.run_until_complete(session.sync_with_coordinator())
+        if session.places[args.place].acquired == f"{session.gethostname()}/{session.getuser()}":
+            session.loop.run_until_complete(session.release())
+            _say(status="released")
+
+
+def _acquire_and_hold(session, args: argparse.Namespace, labgrid_error: type[Exception]) -> int:
     deadline = time.monotonic() + args.wait
     while True:
         try:
             session.loop.run_until_complete(session.acquire())
             break
-        except LabgridError as exc:
+        except labgrid_error as exc:
             holder = session.places[args.place].acquired
             if not holder or time.monotonic() >= deadline:
                 _say(status="busy" if holder else "error", holder=holder, message=str(exc))
                 return 4
             time.sleep(RETRY_S)
             session.loop.run_until_complete(session.sync_with_coordinator())
-    released = threading.Event()
-
-    def _release(*_args) -> None:
-        if not released.is_set():
-            released.set()
-            session.loop.run_until_complete(session.release())
-
-    try:
-        url = _serial_url(session, session.places[args.place])
-        if url is None:
-            _say(status="error", message=f"place {args.place} has no NetworkSerialPort")
-            return 5
-        _say(status="acquired", url=url)
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-        threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
-        while not stop.wait(0.2):
-            pass
-    finally:
-        _release()
-        _say(status="released")
+    url = _serial_url(session, session.places[args.place])
+    if url is None:
+        _say(status="error", message=f"place {args.place} has no NetworkSerialPort")
+        return 5
+    _say(status="acquired", url=url)
+    closed = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), closed.set()), daemon=True).start()
+    while not closed.wait(0.2):
+        pass
     return 0
 
 
