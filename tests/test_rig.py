@@ -280,3 +280,23 @@ def test_the_dashboard_is_self_contained_and_matches_the_store(tmp_path: Path) -
     assert text.count("<tr>") == 1 + len(results)
     for label in ("run 1", "run 2", "run 3"):
         assert label in text
+
+
+def test_the_cli_reads_the_store_and_says_what_is_missing_in_one_line(tmp_path: Path) -> None:
+    rig = _rig(tmp_path, '[boards.k1]\nprofile = "nano33ble"\nvirtual = {}\n')
+    missing = subprocess.run([*TINYML, "rig", "report", str(rig)], capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "there is no results store" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+    _store_with_history(tmp_path)
+    (tmp_path / "s.sqlite").rename(tmp_path / "rig.results.sqlite")
+    junit = subprocess.run([*TINYML, "rig", "report", str(rig), "--junit", str(tmp_path / "j.xml")], capture_output=True, text=True, timeout=120)
+    assert junit.returncode == 0 and ET.parse(tmp_path / "j.xml").getroot().get("tests") == "2"
+    html = subprocess.run([*TINYML, "rig", "report", str(rig)], capture_output=True, text=True, timeout=120)
+    assert html.returncode == 0 and (tmp_path / "rig-dashboard.html").is_file()
+    history = subprocess.run([*TINYML, "rig", "history", "k1", "--rig", str(rig)], capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert history.returncode == 0 and "verdict pass -> fail" in history.stdout and "1 result(s) changed" in history.stdout
+
+
+def test_discover_with_nothing_plugged_in_is_one_line_and_exit_5(tmp_path: Path) -> None:
+    result = subprocess.run([*TINYML, "rig", "discover", "--out", str(tmp_path / "rig.toml")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 5 and "no board found on USB" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "rig.toml").exists()

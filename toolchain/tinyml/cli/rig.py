@@ -128,12 +128,17 @@ class _LiveLines:
     def _render(self):
         from rich.table import Table
 
-        table = Table(box=None, pad_edge=False, show_header=False)
-        for _ in range(4):
-            table.add_column(no_wrap=True)
-        table.add_column(overflow="ellipsis", no_wrap=True)
+        from tinyml.rig.run import STAGES
+
         with self._lock:
             statuses = list(self.statuses.values())
+        # Name, stage, progress and verdict keep their width; the reason takes what is left.
+        table = Table(box=None, pad_edge=False, show_header=False, expand=True)
+        table.add_column(no_wrap=True, min_width=max([len(s.name) for s in statuses] + [4]))
+        table.add_column(no_wrap=True, min_width=max(len(stage) for stage in STAGES))
+        table.add_column(no_wrap=True, min_width=7, justify="right")
+        table.add_column(no_wrap=True, min_width=5)
+        table.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
         for s in statuses:
             progress = f"{s.done}/{s.total}" if s.total else ""
             verdict = f"[{_STYLE.get(s.verdict, '')}]{s.verdict}[/]" if s.verdict else ""
@@ -150,7 +155,7 @@ def _class_table(result):
 
     table = Table(title=f"rig run {result.run_id}")
     for column in ("board", "profile", "verdict", "samples", "exact", "accuracy", "p50 µs", "s", "reason"):
-        table.add_column(column, justify="right" if column in ("samples", "exact", "accuracy", "p50 µs", "s") else "left", overflow="fold")
+        table.add_column(column, justify="right" if column in ("samples", "exact", "accuracy", "p50 µs", "s") else "left", no_wrap=column != "reason", overflow="fold")
     for r in result.results.values():
         table.add_row(
             escape(r.board),
