@@ -232,3 +232,27 @@ def test_boards_on_serial_ports_share_one_build_per_profile_and_are_uploaded_in_
     assert uploads == sorted(["pio", "run", "-d", str(run_dir / names[n]), "-e", names[n], "-t", "nobuild", "-t", "upload", "--upload-port", str(tmp_path / n)] for n in names)
     hashes = {name: r.firmware_hash for name, r in result.results.items() if r.verdict == "pass"}
     assert hashes["kit-b1"] == hashes["kit-b2"] != hashes["kit-a1"]
+
+
+@pytest.mark.timeout(180)
+def test_a_full_disk_on_one_board_is_that_boards_error_and_it_resumes(model: Path, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import tinyml.validation.validate as validate
+
+    real = validate.validate_device
+
+    def full_for_b2(port, *args, **kwargs):
+        if str(kwargs["report_dir"]).endswith("b2"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(kwargs["report_dir"] / "samples.jsonl"))
+        return real(port, *args, **kwargs)
+
+    monkeypatch.setattr(validate, "validate_device", full_for_b2)
+    rig = tmp_path / "rig.toml"
+    rig.write_text('[boards.b1]\nprofile = "nano33ble"\nvirtual = {}\n[boards.b2]\nprofile = "nano33ble"\nvirtual = {}\n')
+    result = run_rig(rig, model, data, limit=5, link_options=FAST_LINK)
+    assert result.results["b1"].verdict == "pass"
+    assert result.results["b2"].verdict == "error" and result.results["b2"].reason.startswith("the disk is full")
+    monkeypatch.setattr(validate, "validate_device", real)  # space freed
+    again = run_rig(rig, model, data, limit=5, link_options=FAST_LINK)
+    assert again.run_id == result.run_id and again.kept == ["b1"] and again.results["b2"].verdict == "pass"

@@ -22,6 +22,7 @@ out: the end of the run, an error, Ctrl-C (tinyml.rig.children).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -288,9 +289,13 @@ def _board_thread(context: _RunContext, board: RigBoard, source: _Source, builds
 
         result.verdict = "busy" if isinstance(exc, PlaceBusy) else "error"
         result.reason = str(exc)
-    except Exception as exc:  # noqa: BLE001 - a bug shows as this board's error, with its traceback in the log
-        log.exception("board %s: internal error", board.name)
-        result.verdict, result.reason = "error", f"internal error: {type(exc).__name__}: {exc} (please report it with --verbose output)"
+    except Exception as exc:  # noqa: BLE001 - whatever happens, this board gets a verdict and the others go on
+        result.verdict = "error"
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            result.reason = f"the disk is full ({exc.filename or 'the reports folder'}). Fix: free space and run the same command again: this board resumes where its sample log stops"
+        else:  # a bug: its traceback goes to the log
+            log.exception("board %s: internal error", board.name)
+            result.reason = f"internal error: {type(exc).__name__}: {exc} (please report it with --verbose output)"
     finally:
         place = held.pop(board.name, None)
         if place is not None:
