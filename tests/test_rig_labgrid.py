@@ -164,17 +164,26 @@ def _rig(folder: Path, lab: Lab, entries: dict[str, str]) -> Path:
     return path
 
 
-@pytest.mark.timeout(300)
-def test_rig_run_validates_through_labgrid_places_and_releases_them(lab: Lab, int8_models: dict[str, Path], data: Path, tmp_path: Path) -> None:
+# Twelve boards beside the four places, so that one run has sixteen, faults mixed in.
+BESIDE_THE_PLACES = {
+    **{f"twin-{i}": ("virtual = {}", "pass") for i in range(9)},
+    "twin-skew": ("virtual = { skew_every = 3 }", "fail"),
+    "twin-noise": ("virtual = { noise = 0.5 }", "error"),
+    "emulated": ("emulator = {}", "error"),
+}
+
+
+@pytest.mark.timeout(400)
+def test_sixteen_boards_some_behind_labgrid_each_get_the_right_verdict_and_places_are_released(lab: Lab, int8_models: dict[str, Path], data: Path, tmp_path: Path) -> None:
     assert lab.client("-p", "bench-3", "acquire", user="someone-else").returncode == 0
-    releaser = threading.Timer(4.0, lambda: lab.client("-p", "bench-1", "release", user="someone-else"))
     assert lab.client("-p", "bench-1", "acquire", user="someone-else").returncode == 0
+    releaser = threading.Timer(4.0, lambda: lab.client("-p", "bench-1", "release", user="someone-else"))
     rig = _rig(tmp_path, lab, {
         "lab-0": 'place = "bench-0"',
-        "lab-1": 'place = "bench-1"\nbusy = "wait"\nwait_s = 60',
+        "lab-1": 'place = "bench-1"\nbusy = "wait"\nwait_s = 90',
         "lab-2": 'place = "bench-2"',
         "lab-3": 'place = "bench-3"',
-        "twin": "virtual = {}",
+        **{name: entry for name, (entry, _) in BESIDE_THE_PLACES.items()},
     })
     releaser.start()
     try:
@@ -182,17 +191,19 @@ def test_rig_run_validates_through_labgrid_places_and_releases_them(lab: Lab, in
     finally:
         releaser.cancel()
     verdicts = {name: r.verdict for name, r in result.results.items()}
-    assert verdicts == {"lab-0": "pass", "lab-1": "pass", "lab-2": "fail", "lab-3": "busy", "twin": "pass"}, {n: r.reason for n, r in result.results.items()}
+    expected = {"lab-0": "pass", "lab-1": "pass", "lab-2": "fail", "lab-3": "busy", **{name: verdict for name, (_, verdict) in BESIDE_THE_PLACES.items()}}
+    assert len(verdicts) == 16 and verdicts == expected, {n: r.reason for n, r in result.results.items()}
     assert result.results["lab-0"].port.startswith("socket://127.0.0.1:")
     assert "held by" in result.results["lab-3"].reason and "someone-else" in result.results["lab-3"].reason
     # Released on the way out; the place someone else holds is still theirs.
     for place in ("bench-0", "bench-1", "bench-2"):
         assert lab.holder(place) in ("", "None"), place
     assert "someone-else" in lab.holder("bench-3")
-    # Once they let go, a second run resumes only the busy board.
+    # Once they let go, a second run resumes only the boards that did not finish.
     assert lab.client("-p", "bench-3", "release", user="someone-else").returncode == 0
     again = run_rig(rig, int8_models["dense"], data, link_options=FAST_LINK)
-    assert set(again.kept) == {"lab-0", "lab-1", "lab-2", "twin"} and again.results["lab-3"].verdict == "pass"
+    assert set(again.kept) == {name for name, verdict in expected.items() if verdict in ("pass", "fail")}
+    assert again.results["lab-3"].verdict == "pass" and again.results["twin-noise"].verdict == "error"
     assert lab.holder("bench-3") in ("", "None")
 
 
