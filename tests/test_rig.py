@@ -237,8 +237,9 @@ def test_a_full_disk_loses_nothing_already_recorded(tmp_path: Path) -> None:
 def _store_with_history(tmp_path: Path) -> Path:
     path = tmp_path / "s.sqlite"
     with ResultsStore(path, lock=True) as store:
-        for index, (verdict, exact, firmware) in enumerate([("pass", 1.0, "fw1"), ("fail", 0.95, "fw1"), ("pass", 1.0, "fw2")]):
-            run, _ = _start(store, key=f"run{index}")
+        for index, (verdict, exact, firmware) in enumerate([("pass", 1.0, "fw1"), ("fail", 0.95, "fw1"), ("pass", 1.0, "fw2"), ("pass", 0.5, "fw2")]):
+            # The last run has other settings (another key): its other numbers are no surprise.
+            run, _ = _start(store, key="other settings" if index == 3 else "same model, data, settings")
             store.record(run.id, _result("k1", verdict, exact=exact, firmware_hash=firmware, latency_p50_us=100 + index))
             store.record(run.id, _result("k2", "error" if index == 2 else "pass"))
             store.finish_run(run.id)
@@ -247,18 +248,18 @@ def _store_with_history(tmp_path: Path) -> Path:
 
 def test_history_flags_a_result_that_changed_while_the_firmware_did_not(tmp_path: Path) -> None:
     entries = board_history(_store_with_history(tmp_path), "k1")
-    assert [e.changed for e in entries] == [None, "verdict pass -> fail; exact 100.00% -> 95.00%", None]
-    assert [e.changed for e in board_history(tmp_path / "s.sqlite", "k2")] == [None, None, None]  # an error is not a changed result
+    assert [e.changed for e in entries] == [None, "verdict pass -> fail; exact 100.00% -> 95.00%", None, None]
+    assert [e.changed for e in board_history(tmp_path / "s.sqlite", "k2")] == [None, None, None, None]  # an error is not a changed result
     with pytest.raises(InputError, match="no results for board 'k3'"):
         board_history(tmp_path / "s.sqlite", "k3")
 
 
 def test_junit_has_one_testcase_per_board_matching_the_store(tmp_path: Path) -> None:
     path = _store_with_history(tmp_path)
-    out = write_junit(path, tmp_path / "junit.xml")
+    out = write_junit(path, tmp_path / "junit.xml", run_id=3)
     suite = ET.parse(out).getroot()
     with ResultsStore(path, create=False) as store:
-        run, results = latest_run(store)
+        run, results = latest_run(store, 3)
     cases = {case.get("name"): case for case in suite.iter("testcase")}
     assert set(cases) == set(results) and suite.get("tests") == str(len(results))
     assert cases["k2"].find("error") is not None and cases["k1"].find("failure") is None
@@ -290,6 +291,7 @@ def test_the_cli_reads_the_store_and_says_what_is_missing_in_one_line(tmp_path: 
     (tmp_path / "s.sqlite").rename(tmp_path / "rig.results.sqlite")
     junit = subprocess.run([*TINYML, "rig", "report", str(rig), "--junit", str(tmp_path / "j.xml")], capture_output=True, text=True, timeout=120)
     assert junit.returncode == 0 and ET.parse(tmp_path / "j.xml").getroot().get("tests") == "2"
+    assert ET.parse(tmp_path / "j.xml").getroot().find("properties/property[@name='run']").get("value") == "4"  # the latest
     html = subprocess.run([*TINYML, "rig", "report", str(rig)], capture_output=True, text=True, timeout=120)
     assert html.returncode == 0 and (tmp_path / "rig-dashboard.html").is_file()
     history = subprocess.run([*TINYML, "rig", "history", "k1", "--rig", str(rig)], capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})

@@ -6,7 +6,8 @@
 - `write_junit`: JUnit XML, one test case per board of a run: a failure for `fail`, an error
   for `error`, skipped for `busy`; CI servers read it.
 - `board_history`: one board's results over time; a result is flagged when it changed (verdict,
-  exact match or accuracy) while the firmware hash, the model and the data stayed the same:
+  exact match or accuracy) while the firmware and library hashes, the model, the data and the
+  settings stayed the same:
   the board, its cable or its library behaves differently, not the code.
 """
 
@@ -96,7 +97,8 @@ def board_history(store_path: str | Path, board: str) -> list[HistoryEntry]:
     last_same: dict[tuple, BoardResult] = {}
     for result in results:
         run = runs[result.run_id]
-        key = (result.firmware_hash, result.model_hash, run.data_hash, result.library_hash)
+        # The run key covers the model, the data and the settings (a --limit changes the numbers too).
+        key = (result.firmware_hash, result.library_hash, run.run_key)
         before = last_same.get(key)
         changed = _what_changed(before, result) if before is not None and result.firmware_hash else None
         entries.append(HistoryEntry(result, run, changed))
