@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,6 @@ class Rig:
     reports_dir: Path
     labels_path: Path | None = None
     coordinator: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def folder(self) -> Path:

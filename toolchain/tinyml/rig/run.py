@@ -81,7 +81,6 @@ class RigRunResult:
     results: dict[str, BoardResult]
     kept: list[str]  # boards whose results came from the run this one resumed
     seconds: float
-    timings: dict[str, float] = field(default_factory=dict)
 
     def count(self, verdict: str) -> int:
         return sum(1 for r in self.results.values() if r.verdict == verdict)
@@ -171,7 +170,11 @@ class _RunContext:
     limit: int | None
     link_options: dict[str, Any]
     on_status: StatusListener | None
-    cancelled: threading.Event = field(default_factory=threading.Event)
+    cancelled: threading.Event = field(default_factory=threading.Event)  # the run is over: boards still busy stop
+
+    def check_cancelled(self) -> None:
+        if self.cancelled.is_set():
+            raise DeviceError("the rig run was stopped before this board finished", "run the same command again: it resumes")
 
     @property
     def model_path(self) -> Path:
@@ -313,7 +316,7 @@ def _board_port(context: _RunContext, board: RigBoard, source: _Source, builds: 
         status.stage = "starting"
         _notify(context.on_status, status)
         assert source.link is not None
-        _wait_for_virtual_board(board, source)
+        _wait_for_virtual_board(context, board, source)
         result.port = str(source.link)
         result.firmware_hash = _hash("virtual", __version__, context.model_hash)
         result.library_hash = _hash("tflite-micro", _tflm_version())
@@ -352,12 +355,13 @@ def _board_port(context: _RunContext, board: RigBoard, source: _Source, builds: 
     return board.port
 
 
-def _wait_for_virtual_board(board: RigBoard, source: _Source) -> None:
+def _wait_for_virtual_board(context: _RunContext, board: RigBoard, source: _Source) -> None:
     deadline = source.started + VIRTUAL_START_TIMEOUT_S
     assert source.link is not None
     while not source.link.is_symlink():
         if source.process.poll() is not None:
             raise DeviceError(f"the virtual board of {board.name} stopped at start (exit {source.process.returncode})", "see virtual-board.log in the board's reports folder")
+        context.check_cancelled()
         if time.monotonic() > deadline:
             raise DeviceError(f"the virtual board of {board.name} did not start in {VIRTUAL_START_TIMEOUT_S:.0f} s", "the machine is overloaded: run fewer boards at once")
         time.sleep(0.1)
@@ -371,6 +375,7 @@ def _validate(context: _RunContext, board: RigBoard, port: str, status: BoardSta
     _notify(context.on_status, status)
 
     def progress(done: int, total: int) -> None:
+        context.check_cancelled()  # after Ctrl-C a board's thread ends at its next sample, not at the end of the data
         status.done, status.total = done, total
         _notify(context.on_status, status)
 
