@@ -272,6 +272,11 @@ def test_the_dashboard_is_self_contained_and_matches_the_store(tmp_path: Path) -
     out = write_dashboard(path, tmp_path / "dash.html")
     text = out.read_text()
     assert text.count("<svg") == 5 and "<script" not in text
+    import re
+
+    for svg in re.findall(r"<svg.*?</svg>", text, re.S):
+        ET.fromstring(svg)  # each plot is well-formed SVG a browser can draw
+    assert text.count("<polyline") == 4  # each board's accuracy and latency across the runs
     assert "http" not in text.replace("http://www.w3.org/2000/svg", "")
     with ResultsStore(path, create=False) as store:
         run, results = latest_run(store)
