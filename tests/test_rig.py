@@ -307,3 +307,20 @@ def test_discover_with_nothing_plugged_in_is_one_line_and_exit_5(tmp_path: Path)
     result = subprocess.run([*TINYML, "rig", "discover", "--out", str(tmp_path / "rig.toml")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 5 and "no board found on USB" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "rig.toml").exists()
+
+
+def test_rig_run_on_a_locked_or_newer_store_is_one_line_and_exit_2(tmp_path: Path, int8_models: dict[str, Path]) -> None:
+    import numpy as np
+
+    rig = _rig(tmp_path, '[boards.k1]\nprofile = "nano33ble"\nvirtual = {}\n')
+    data = tmp_path / "d.npz"
+    np.savez(data, x=np.zeros((2, 16), np.float32))
+    command = [*TINYML, "rig", "run", str(rig), "--model", str(int8_models["dense"]), "--data", str(data)]
+    store = tmp_path / "rig.results.sqlite"
+    with ResultsStore(store, lock=True):
+        locked = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert locked.returncode == 2 and "in use by another rig run" in locked.stderr and len(locked.stderr.strip().splitlines()) == 1
+    with sqlite3.connect(store) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    newer = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert newer.returncode == 2 and "written by a newer tinyml" in newer.stderr and len(newer.stderr.strip().splitlines()) == 1
