@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -296,3 +297,18 @@ def test_port_that_comes_back_is_where_the_board_is(project: Path, monkeypatch: 
     _fake_successful_upload(monkeypatch, [UsbPort("/dev/ttyACM4", "2341:805A", "Nano 33 BLE")])
     result = flash_project(project, port="/dev/ttyACM9")
     assert result.port == "/dev/ttyACM4" and result.upload_port == "/dev/ttyACM9"
+
+
+def test_every_pio_call_runs_with_telemetry_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tinyml.device.platformio as platformio
+
+    seen: list[dict] = []
+
+    def fake_run(command, **kwargs):
+        seen.append(kwargs["env"])
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(platformio, "run", fake_run)
+    PlatformIO("pio").call(["pio", "run"])
+    assert seen[0]["PLATFORMIO_SETTING_ENABLE_TELEMETRY"] == "No"
+    assert seen[0]["PATH"] == os.environ["PATH"]  # the rest of the environment is kept

@@ -18,7 +18,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "toolchain" / "tinyml"
 ROOT = "tinyml"
 # The layers, lowest first, then the two front ends.
-LAYERS = ("core", "model", "features", "optimize", "firmware", "device", "validation", "deploy")
+LAYERS = ("core", "model", "features", "optimize", "firmware", "device", "validation", "rig", "deploy")
 FRONT_ENDS = ("cli", "labs")
 EVERYTHING = frozenset(LAYERS + FRONT_ENDS)
 
@@ -31,7 +31,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "firmware": frozenset({"core", "model", "features"}),
     "device": frozenset({"core", "model", "features", "firmware"}),
     "validation": frozenset({"core", "model", "firmware", "device"}),
-    "deploy": frozenset(LAYERS) - {"deploy"},
+    "rig": frozenset({"core", "model", "firmware", "device", "validation"}),
+    "deploy": frozenset(LAYERS) - {"deploy", "rig"},
     "cli": frozenset(LAYERS),
     "labs": EVERYTHING - {"labs"},
 }

@@ -48,6 +48,15 @@ _API: dict[str, str] = {
     "ValidationReport": "tinyml.validation.report",
     "deploy": "tinyml.deploy",
     "DeployResult": "tinyml.deploy",
+    "load_rig": "tinyml.rig.rigfile",
+    "discover_boards": "tinyml.rig.discover",
+    "write_discovered": "tinyml.rig.discover",
+    "run_rig": "tinyml.rig.run",
+    "RigRunResult": "tinyml.rig.run",
+    "write_dashboard": "tinyml.rig.report",
+    "write_junit": "tinyml.rig.report",
+    "board_history": "tinyml.rig.report",
+    "ensure_labgrid": "tinyml.rig.labgrid",
 }
 
 
@@ -86,5 +95,10 @@ if TYPE_CHECKING:
     from tinyml.model.quantize import QuantizeResult, quantize_model
     from tinyml.optimize.compare import CompareReport, compare_variants
     from tinyml.optimize.tfmot import OptimizeResult, OptimizeSettings, optimize_model
+    from tinyml.rig.discover import discover_boards, write_discovered
+    from tinyml.rig.labgrid import ensure_labgrid
+    from tinyml.rig.report import board_history, write_dashboard, write_junit
+    from tinyml.rig.rigfile import load_rig
+    from tinyml.rig.run import RigRunResult, run_rig
     from tinyml.validation.report import ValidationReport
     from tinyml.validation.validate import validate_device

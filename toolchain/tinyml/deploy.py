@@ -180,21 +180,26 @@ class _Settings:
     eval_data: Dataset | None
     labels: list[str] | None
     port: str
-    library: Any  # tinyml.firmware.library_source.LibrarySource or a folder, for port "emulator"
+    # The board's TFLM library: the emulated board is built against it (a LibrarySource, checked
+    # before any stage), validation compares with it built for the host (else found as validate finds it).
+    library: Any
     app: str
     app_context: dict[str, Any]
     skip: frozenset[str]
     validate_limit: int | None
     min_exact: float | None
     min_agreement: float | None
-    library: str | Path | None  # the board's TFLM library folder for validation, else found as validate finds it
+
+    @property
+    def library_dir(self) -> str | None:
+        return str(getattr(self.library, "path", self.library)) if self.library else None
 
     def fingerprint(self) -> str:
         """What a finished stage's outputs depend on: a run with another fingerprint starts afresh."""
         settings = {
             "board": self.board_id,
             "port": self.port,
-            "library": str(getattr(self.library, "path", self.library)) if self.library else None,
+            "library": self.library_dir,
             "app": self.app,
             "app_context": self.app_context,
             "limit": self.validate_limit,
@@ -295,7 +300,7 @@ def _stage_validate(run: _Run) -> dict[str, Any]:
             resume=run.resume_validation,
             force=not run.resume_validation,
             progress=run.progress,
-            library=s.library,
+            library=s.library_dir,
             project_dir=s.out_dir / FIRMWARE_DIR,
             target=target,
         )
@@ -305,7 +310,7 @@ def _stage_validate(run: _Run) -> dict[str, Any]:
         from tinyml.validation.host_reference import choose_reference
 
         # The stand-in computes as the verdict's reference does: the board's library when found.
-        library = choose_reference(s.library, s.out_dir / FIRMWARE_DIR).library_dir
+        library = choose_reference(s.library_dir, s.out_dir / FIRMWARE_DIR).library_dir
         with VirtualBoard(s.model_path, labels=s.labels, board=s.board_id, library=library) as board:
             report = _validate(board.port, f"{board.description}: the model on the host, not the firmware")
     elif s.port == EMULATOR_PORT:
@@ -360,7 +365,6 @@ def deploy(
     validate_limit: int | None = None,
     min_exact: float | None = 1.0,
     min_agreement: float | None = None,
-    library: str | Path | None = None,
     progress: Progress | None = None,
     on_stage: StageListener | None = None,
 ) -> DeployResult:
@@ -389,7 +393,6 @@ def deploy(
         validate_limit=validate_limit,
         min_exact=min_exact,
         min_agreement=min_agreement,
-        library=library,
     )
     state = _State(settings.out_dir, settings.fingerprint() if resume else "", force)
     if not resume:
@@ -430,7 +433,6 @@ def _check_inputs(
     validate_limit: int | None,
     min_exact: float | None,
     min_agreement: float | None,
-    library: str | Path | None,
 ) -> _Settings:
     """The run's settings, with every input problem found before any stage runs, not after minutes of work."""
     from tinyml.firmware.apps import check_labels, load_app
@@ -470,8 +472,6 @@ def _check_inputs(
         from tinyml.device.emulator.measure import check_emulator_inputs
 
         library = check_emulator_inputs(board_profile, library)
-    elif library is not None:
-        raise InputError("--library is for the emulated board", "pass --port emulator, or leave --library out")
     return _Settings(
         model=model,
         board_id=board,
@@ -489,7 +489,6 @@ def _check_inputs(
         validate_limit=validate_limit,
         min_exact=min_exact,
         min_agreement=min_agreement,
-        library=library,
     )
 
 

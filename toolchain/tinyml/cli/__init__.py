@@ -35,6 +35,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("validate", "compare a board's outputs with the host's over serial: metrics, report, exit code for CI"),
     ("monitor", "show a board's live predictions and its INFO, readably"),
     ("deploy", "quantize, inspect, render, flash (or a virtual board) and validate in one resumable run"),
+    ("rig", "many boards at once: discover them, validate them all in parallel, report on the results store"),
 )
 
 

@@ -28,13 +28,12 @@ def register(subparsers: Any, summary: str) -> None:
         default="virtual",
         help="serial port of the board; 'emulator' for the emulated board (the firmware on QEMU); 'virtual' (default) for the virtual board (the model in TFLM, not the firmware)",
     )
-    parser.add_argument("--library", metavar="DIR", help="with --port emulator: the board's TFLM library (default: $TINYML_TFLM_LIBRARY, else PlatformIO's copy)")
     parser.add_argument("--out", default="deploy", help="output folder (default: deploy)")
     parser.add_argument("--app", default="validation", help="firmware app (default: validation)")
     parser.add_argument("--skip", action="append", default=[], choices=STAGE_NAMES, metavar="STAGE", help="skip a stage (repeatable): " + ", ".join(STAGE_NAMES))
     parser.add_argument("--limit", type=positive_int, default=None, help="validate on at most this many samples")
     parser.add_argument("--min-exact", type=fraction, default=1.0, help="fail unless this fraction of outputs match the host bit for bit (default: 1.0)")
-    parser.add_argument("--library", metavar="DIR", help="the board's TFLM library folder, for validation against it built for the host (default: $TINYML_TFLM_LIBRARY, else PlatformIO's copy in the rendered project)")
+    parser.add_argument("--library", metavar="DIR", help="the board's TFLM library folder: --port emulator builds the firmware against it, and validation compares with it built for the host (default: $TINYML_TFLM_LIBRARY, else PlatformIO's copy in the rendered project)")
     parser.add_argument("--restart", action="store_true", help="run every stage again instead of resuming")
     parser.add_argument("--force", action="store_true", help="write into --out even if it holds files deploy did not write")
     parser.set_defaults(run=run)
@@ -99,7 +98,6 @@ def run(args: argparse.Namespace) -> int:
                 force=args.force,
                 validate_limit=args.limit,
                 min_exact=args.min_exact,
-                library=args.library,
                 progress=bar.progress,
                 on_stage=bar.on_stage,
             )

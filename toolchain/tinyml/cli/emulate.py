@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from tinyml.cli.options import positive_float, positive_int
+
 
 def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     parser = subparsers.add_parser(
@@ -16,10 +18,10 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     parser.add_argument("project", metavar="PROJECT_DIR", help="a folder `tinyml render` wrote")
     parser.add_argument("--library", metavar="DIR", help="the board's TFLM Arduino library (default: $TINYML_TFLM_LIBRARY, else PlatformIO's copy for the project)")
     parser.add_argument("--imu", metavar="FILE", help="IMU recording to replay: .npz (array 'imu', optional 'sample_rate_hz') or .csv; rows ax, ay, az in g, gx, gy, gz in deg/s")
-    parser.add_argument("--imu-rate", type=float, metavar="HZ", help="the IMU recording's sample rate (default: the .npz's, else the board's IMU rate)")
+    parser.add_argument("--imu-rate", type=positive_float, metavar="HZ", help="the IMU recording's sample rate (default: the .npz's, else the board's IMU rate)")
     parser.add_argument("--audio", metavar="FILE", help="microphone recording to replay: a 16 kHz mono 16-bit WAV")
-    parser.add_argument("--startup-timeout", type=float, default=10.0, metavar="S", help="seconds for the firmware's first line (default 10)")
-    parser.add_argument("--jobs", type=int, metavar="N", help="parallel compiles (default: the CPU count)")
+    parser.add_argument("--startup-timeout", type=positive_float, default=10.0, metavar="S", help="seconds for the firmware's first line (default 10)")
+    parser.add_argument("--jobs", type=positive_int, metavar="N", help="parallel compiles (default: the CPU count)")
     parser.set_defaults(run=_run)
 
 

@@ -10,12 +10,17 @@ tinyml.core.tools.run. The commands are the ones PlatformIO documents:
     pio pkg install -g -t OWNER/TOOL@VERSION               fetch an upload tool
     pio pkg list -g --only-platforms -v                    what is installed
     pio project config -d DIR --json-output                the project's configuration
+
+Every call runs with PlatformIO's telemetry off (`PLATFORMIO_SETTING_ENABLE_TELEMETRY=No`, the
+environment form of `pio settings set enable_telemetry No`; PlatformIO 6.2's app.get_setting
+reads it before its state file), so a classroom's builds leave no trace outside the room.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import socket
@@ -36,6 +41,8 @@ INSTALL_HINT = "install PlatformIO Core with `pip install platformio==6.2.0` (ti
 REGISTRY_HOST = ("api.registry.platformio.org", 443)
 REGISTRY_PROBE_SECONDS = 4.0
 BUILD_TIMEOUT_SECONDS = 30 * 60  # a first build of TFLM on a slow laptop takes minutes, not half an hour
+# Added to the environment of every pio call: no usage data leaves the machine.
+PRIVACY_ENV = {"PLATFORMIO_SETTING_ENABLE_TELEMETRY": "No"}
 
 
 @dataclass(frozen=True)
@@ -114,7 +121,7 @@ class PlatformIO:
 
     # ---- calls ----
     def call(self, command: list[str], on_line: Callable[[str], None] | None = None, timeout: float | None = BUILD_TIMEOUT_SECONDS) -> subprocess.CompletedProcess[str]:
-        return run(command, on_line=on_line, timeout=timeout)
+        return run(command, on_line=on_line, timeout=timeout, env={**os.environ, **PRIVACY_ENV})
 
     def installed_platforms(self) -> list[InstalledPackage]:
         result = self.call(self.list_platforms_command(), timeout=120)

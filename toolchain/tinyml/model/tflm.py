@@ -201,7 +201,11 @@ def load_error(model_bytes: bytes) -> str | None:
 
 def measure_arena(model_bytes: bytes) -> int:
     """The smallest tensor arena, in bytes, with which the TFLM runtime allocates and invokes."""
-    model_bytes = bytes(model_bytes)
+    return _smallest_arena(bytes(model_bytes))
+
+
+@cache  # a pure function of the model: a rig validating 32 boards measures it once, not 32 times
+def _smallest_arena(model_bytes: bytes) -> int:
     recorded, reason = _largest_arena_run(model_bytes)
     if reason is not None:
         raise ModelError(f"the TFLM runtime cannot run this model: {reason}", _cannot_run_fix(model_bytes))
