@@ -198,6 +198,8 @@ SAMPLE_FORMATS: dict[Sensor, SampleFormat] = {
     Sensor.IMU: SampleFormat(Sensor.IMU, "imu", "float32", 6),
     Sensor.MICROPHONE: SampleFormat(Sensor.MICROPHONE, "microphone", "int16", 1),
 }
+# The wire types of frames a device sends without being asked (a host keeps them apart from replies).
+UNASKED_TYPES = frozenset({MessageType.SAMPLES | RESPONSE_BIT})
 SENSOR_BY_KIND: dict[str, Sensor] = {f.kind: f.sensor for f in SAMPLE_FORMATS.values()}
 
 
