@@ -30,6 +30,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("flash", "build a rendered project and upload it to the board (PlatformIO)"),
     ("boards", "list board profiles, show one, or prepare one for offline builds"),
     ("virtual_board", "serve the firmware's protocol on a pseudo-terminal, running the model on TFLM (the demo target)"),
+    ("capture", "record takes of a board's IMU or microphone (capture firmware) into a dataset folder"),
+    ("dataset", "look at a recorded dataset: takes per label and per student, durations, clipping"),
     ("validate", "compare a board's outputs with the host's over serial: metrics, report, exit code for CI"),
     ("monitor", "show a board's live predictions and its INFO, readably"),
     ("deploy", "quantize, inspect, render, flash (or a virtual board) and validate in one resumable run"),

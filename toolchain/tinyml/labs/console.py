@@ -26,6 +26,7 @@ def lab_argument_parser(module: str, description: str, *, default_out: str, defa
     parser.add_argument("--out", default=default_out, help=f"output folder (default: {default_out})")
     parser.add_argument("--board", default=default_board, help=f"board profile id (default: {default_board}; see `tinyml boards`)")
     parser.add_argument("--port", default="virtual", help="serial port of a flashed board, or 'virtual' (default) for the virtual board")
+    parser.add_argument("--data", metavar="DIR", help="train on a dataset you recorded with `tinyml capture` instead of the shipped one")
     parser.add_argument("--epochs", type=int, default=default_epochs, help=f"training epochs (default: {default_epochs})")
     parser.add_argument("--limit", type=int, default=None, help="validate on at most this many test samples (default: all)")
     parser.add_argument("--force", action="store_true", help="write into --out even if it holds other files")
@@ -41,7 +42,15 @@ def lab_main(
     return run_lab_command(
         args,
         lambda progress, on_stage: run_lab(
-            args.out, epochs=args.epochs, board=args.board, port=args.port, validate_limit=args.limit, force=args.force, progress=progress, on_stage=on_stage
+            args.out,
+            epochs=args.epochs,
+            board=args.board,
+            port=args.port,
+            validate_limit=args.limit,
+            force=args.force,
+            progress=progress,
+            on_stage=on_stage,
+            dataset=args.data,
         ),
     )
 
