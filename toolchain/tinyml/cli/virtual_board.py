@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     faults.add_argument("--reset-every", type=_positive, default=0, metavar="N", help="reset in mid-inference every N inferences")
     faults.add_argument("--slow-ms", type=float, default=0.0, metavar="MS", help="extra milliseconds per inference")
     faults.add_argument("--skew-every", type=_positive, default=0, metavar="N", help="every N-th output is off by one LSB (a wrong kernel): validation must catch it")
-    faults.add_argument("--reset-after-samples", type=_positive, default=0, metavar="N", help="capture: reset once, mid-take, after streaming N samples")
+    faults.add_argument("--reset-in-take", type=_positive, default=0, metavar="N", help="capture: reset once, half a second into the N-th capture start (tinyml capture's probe is the first, its first take the second)")
     faults.add_argument("--seed", type=int, default=0, help="seed of the fault generator")
     parser.set_defaults(run=_run)
 
@@ -84,7 +84,7 @@ def _run(args: argparse.Namespace) -> int:
         reset_every=args.reset_every,
         slow_ms=args.slow_ms,
         skew_every=args.skew_every,
-        reset_after_samples=args.reset_after_samples,
+        reset_in_take=args.reset_in_take,
         seed=args.seed,
     )
     link = args.link or default_link_path(args.name)

@@ -209,19 +209,19 @@ def record_take(link: DeviceLink, settings: CaptureSettings, number: int, events
                 expected += block.values.shape[0]
                 values = block.values
                 if not triggered:
-                    before.append(values)
-                    kept_before += values.shape[0]
-                    while before and kept_before - before[0].shape[0] >= pre:
-                        kept_before -= before.popleft().shape[0]
                     current = level(kind, values)
                     if events.waiting:
                         events.waiting(number, current)
-                    if current >= settings.trigger:  # type: ignore[operator]
-                        triggered = True
-                        values = np.concatenate(list(before))[-(pre + values.shape[0]) :]
-                        before.clear()
-                    else:
+                    if current < settings.trigger:  # type: ignore[operator]
+                        before.append(values)
+                        kept_before += values.shape[0]
+                        while before and kept_before - before[0].shape[0] >= pre:
+                            kept_before -= before.popleft().shape[0]
                         continue
+                    # The take starts `pre` samples before the frame that crossed the level.
+                    triggered = True
+                    values = np.concatenate([*before, values])[-(pre + values.shape[0]) :]
+                    before.clear()
                 take = values[: wanted - have]
                 parts.append(take)
                 have += take.shape[0]

@@ -104,7 +104,6 @@ class CaptureTwin:
         self.lost = 0
         self._positions: dict[int, int] = {}  # replay position per sensor, kept across takes
         self._frame_seq = 0
-        self.samples_sent = 0  # over the board's life, for the reset fault
         # (sensor, replay position) at each CAPTURE_START: what each take replays, for tests.
         self.take_starts: list[tuple[int, int]] = []
         twin.on_request = self.on_request
@@ -159,6 +158,5 @@ class CaptureTwin:
             self._frame_seq = (self._frame_seq + 1) & 0xFF
             self._positions[self.sensor] = (position + count) % recording.shape[0]
             self.counted += count
-            self.samples_sent += count
             sent += count
         return sent

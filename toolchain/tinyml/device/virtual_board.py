@@ -14,7 +14,7 @@ human mode), slow inference, and (to show validation failing) outputs off by one
 Capture mode (`replay=`, no model): the board runs the capture app instead, its IMU and
 microphone replaying recordings (tinyml.device.sensor_replay), streaming SAMPLES frames as
 fast as the host reads them, or at the sensor's rate with `realtime`. The fault
-`reset_after_samples` resets the board once, in the middle of the take that reaches it.
+`reset_in_take` resets the board once, half a second into that capture start.
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ _FAST_BATCH_FRAMES = 16
 _REALTIME_POLL_S = 0.005
 # The receive buffer reported when no board profile or fault says otherwise (a USB CDC board's).
 DEFAULT_RX_BUFFER_BYTES = 256
+# The reset fault of capture: this far into the chosen take (so a take longer than this is hit).
+RESET_AFTER_S = 0.5
 # How long the port stays away during a reset.
 RESET_DOWNTIME_S = 0.3
 _POLL_S = 0.05
@@ -66,7 +68,7 @@ class Faults:
     reset_every: int = 0  # reset after every N-th inference, before its reply goes out
     slow_ms: float = 0.0  # extra milliseconds per inference
     skew_every: int = 0  # every N-th output has one element off by one LSB: a wrong kernel to catch
-    reset_after_samples: int = 0  # capture: reset once, after streaming this many samples
+    reset_in_take: int = 0  # capture: reset once, RESET_AFTER_S into the N-th capture start
     seed: int = 0
 
     def describe(self) -> str:
@@ -83,8 +85,8 @@ class Faults:
             parts.append(f"+{self.slow_ms:g} ms per inference")
         if self.skew_every:
             parts.append(f"every {self.skew_every}th output off by one LSB")
-        if self.reset_after_samples:
-            parts.append(f"reset after {self.reset_after_samples} captured samples")
+        if self.reset_in_take:
+            parts.append(f"reset {RESET_AFTER_S:g} s into capture {self.reset_in_take}")
         return ", ".join(parts) or "none"
 
 
@@ -361,12 +363,12 @@ class VirtualBoard:
             due = int((time.monotonic() - self._clock[1]) * capture.rate_hz) - capture.counted
         else:
             due = _FAST_BATCH_FRAMES * fmt.samples_per_frame
-        limit = self.faults.reset_after_samples
-        if limit and not self._reset_fired:
-            due = min(due, limit - capture.samples_sent)
-        sent = capture.produce(due)
-        self.stats.samples += sent
-        if limit and not self._reset_fired and capture.samples_sent >= limit:
+        hit = self.faults.reset_in_take == capture.takes and not self._reset_fired
+        limit = int(RESET_AFTER_S * capture.rate_hz)
+        if hit:
+            due = min(due, limit - capture.counted)
+        self.stats.samples += capture.produce(due)
+        if hit and capture.counted >= limit:
             self._reset_fired = True
             self._pending_reset = True
 

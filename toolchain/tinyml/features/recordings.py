@@ -46,7 +46,7 @@ _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 1
 
 def check_name(value: str, what: str) -> str:
     """`value` if it can be a folder or file name everywhere; else InputError (one line)."""
-    if not _NAME.match(value) or value.lower().split(".")[0] in _WINDOWS_RESERVED:
+    if not _NAME.fullmatch(value) or value.lower().split(".")[0] in _WINDOWS_RESERVED:
         raise InputError(
             f"the {what} {value!r} cannot be a file name",
             f"use letters, digits, '_', '-' or '.' (at most 64, not starting with '.' or '-'), e.g. {re.sub(r'[^A-Za-z0-9_.-]+', '_', value).strip('._-') or 'wave'}",
