@@ -222,7 +222,8 @@ class VirtualBoard:
         self._power_on()
         self._thread = threading.Thread(target=self._serve, name=f"tinyml-vboard {self.link_path.name}", daemon=True)
         self._thread.start()
-        log.info("virtual board on %s (link %s), model %s", self.pty_path, self.link_path, self.info.model_hash)
+        running = f"model {self.info.model_hash}" if self.replay is None else "the capture app"
+        log.info("virtual board on %s (link %s), %s", self.pty_path, self.link_path, running)
 
     def stop(self) -> None:
         if self._thread is None:
