@@ -187,6 +187,8 @@ def record_take(link: DeviceLink, settings: CaptureSettings, number: int, events
         raise TakeLost(f"the board reset as take {number} started") from exc
     kind = protocol.SAMPLE_FORMATS[Sensor(started.sensor)].kind
     wanted = max(1, round(settings.seconds * started.rate_hz))
+    # Without a trigger every sample counts from the start: a threshold nothing stays below.
+    threshold = settings.trigger if settings.trigger is not None else -math.inf
     pre = round(wanted * PRETRIGGER_SHARE) if settings.trigger is not None else 0
     before: deque[np.ndarray] = deque()  # recent samples while waiting for the trigger
     kept_before = 0
@@ -212,7 +214,7 @@ def record_take(link: DeviceLink, settings: CaptureSettings, number: int, events
                     current = level(kind, values)
                     if events.waiting:
                         events.waiting(number, current)
-                    if current < settings.trigger:  # type: ignore[operator]
+                    if current < threshold:
                         before.append(values)
                         kept_before += values.shape[0]
                         while before and kept_before - before[0].shape[0] >= pre:
@@ -228,7 +230,7 @@ def record_take(link: DeviceLink, settings: CaptureSettings, number: int, events
                 if events.samples:
                     events.samples(number, take, level(kind, take), have / wanted)
             if not triggered and now - began > TRIGGER_WAIT_S:
-                raise TakeLost(f"take {number}: nothing crossed the trigger level {settings.trigger:g} within {TRIGGER_WAIT_S:.0f} s")
+                raise TakeLost(f"take {number}: nothing crossed the trigger level {threshold:g} within {TRIGGER_WAIT_S:.0f} s")
             if now - last_keepalive >= KEEPALIVE_S or now - last_data >= STALL_S:
                 last_keepalive = now
                 status = protocol.unpack_capture_status(link.request(MessageType.CAPTURE_STATUS).payload)
