@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import re
+import signal
 import struct
+import subprocess
+import sys
+import time
 import wave
 from pathlib import Path
 
@@ -419,3 +424,34 @@ def test_link_keeps_stream_frames_that_share_a_read_with_a_reply(tmp_path: Path)
         finally:
             link.close()
         assert struct.calcsize("<IB") == protocol.SAMPLES_HEADER_BYTES
+
+
+def test_cli_virtual_board_replays_a_csv_for_tinyml_capture(tmp_path: Path) -> None:
+    recording = _imu_recording(10, rate=100.0)
+    csv = tmp_path / "imu.csv"
+    np.savetxt(csv, recording, delimiter=",", header="ax,ay,az,gx,gy,gz", comments="", fmt="%.9g")
+    link_path = tmp_path / "port"
+    command = [sys.executable, "-c", "import tinyml; raise SystemExit(tinyml.main())", "virtual-board", "--imu", str(csv), "--board", "nano33ble_sense_rev2", "--link", str(link_path)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"})
+    try:
+        lines = []
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            lines.append(process.stdout.readline())
+            if lines[-1].startswith("port:") or not lines[-1]:
+                break
+        assert f"port: {link_path}" in "".join(lines)
+        assert main(["capture", "--port", str(link_path), "--label", "wave", "--student", "ann", "--takes", "1", "--countdown", "0", "--out", str(tmp_path / "ds")]) == 0
+        process.send_signal(signal.SIGTERM)
+        rest = process.communicate(timeout=20)[0]
+        assert process.returncode == 0 and "samples streamed, 0 resets" in rest
+        assert "capture firmware, replaying: IMU 1000 samples at 100 Hz" in rest
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    take = next(recordings.iter_takes(tmp_path / "ds"))
+    assert (take.board, take.rate_hz, take.samples) == ("nano33ble_sense_rev2", 100.0, 200)
+    values = recordings.load_take(take)
+    candidates = np.flatnonzero(recording[:, 0] == values[0, 0])
+    assert any(np.array_equal(values, recording[(p + np.arange(200)) % len(recording)]) for p in candidates)
