@@ -31,11 +31,11 @@ from tinyml.device.link import BoardReset, DeviceLink
 from tinyml.features import recordings
 from tinyml.features.recordings import TakeInfo
 from tinyml.firmware import protocol
+from tinyml.firmware.apps import CAPTURE_APP
 from tinyml.firmware.protocol import CaptureStarted, DeviceErrorReply, MessageType, ProtocolError, Sensor, Status
 
 log = logging.getLogger("tinyml.capture")
 
-CAPTURE_APP = "capture"
 # The host's keep-alive during a take (well inside the firmware's binary-mode idle timeout).
 KEEPALIVE_S = 1.0
 # No samples for this long while the board says it captures: its sensor is not delivering.

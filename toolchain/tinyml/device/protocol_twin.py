@@ -119,10 +119,10 @@ class ProtocolTwin:
         if frame.type & protocol.RESPONSE_BIT:
             return
         if frame.version != protocol.PROTOCOL_VERSION:
-            self.error(frame.seq, Status.BAD_VERSION, frame.type)
+            self._error(frame.seq, Status.BAD_VERSION, frame.type)
             return
         if not self.binary and frame.type != MessageType.HELLO:
-            self.error(frame.seq, Status.NEED_HANDSHAKE, frame.type)
+            self._error(frame.seq, Status.NEED_HANDSHAKE, frame.type)
             return
         self._last_frame_us = self._clock_us()
         self._dispatch(frame)
@@ -137,71 +137,78 @@ class ProtocolTwin:
             MessageType.OUTPUT: self._output,
         }
         if frame.type == MessageType.HUMAN:
-            self.send_frame(MessageType.HUMAN, frame.seq, b"")
+            self._send(MessageType.HUMAN, frame.seq, b"")
             self.binary = False
             return
         handler = handlers.get(frame.type)
         if handler is None:
             if self.on_request is None or not self.on_request(frame):
-                self.error(frame.seq, Status.UNKNOWN_TYPE, frame.type)
+                self._error(frame.seq, Status.UNKNOWN_TYPE, frame.type)
             return
         handler(frame)
 
     # ---- replies ----------------------------------------------------------------------------
+    def _send(self, msg_type: int, seq: int, payload: bytes) -> None:
+        self._write(protocol.encode_frame(Frame(int(msg_type) | protocol.RESPONSE_BIT, seq, payload)))
+
+    def _error(self, seq: int, status: Status, request_type: int) -> None:
+        self._write(protocol.encode_frame(Frame(MessageType.ERROR, seq, protocol.pack_error(status, request_type))))
+
+    # For an app's own requests (the on_request handler), as protocol_server.h offers them.
     def send_frame(self, msg_type: int, seq: int, payload: bytes) -> None:
-        """A frame of `msg_type` with the response bit (protocol_server.cpp's send_frame)."""
-        self._write(protocol.encode_frame(Frame(int(msg_type) | protocol.RESPONSE_BIT, seq & 0xFF, payload)))
+        """A frame of `msg_type` with the response bit: a reply, or a message sent unasked."""
+        self._send(msg_type, seq, payload)
 
     def error(self, seq: int, status: Status, request_type: int) -> None:
-        self._write(protocol.encode_frame(Frame(MessageType.ERROR, seq, protocol.pack_error(status, request_type))))
+        self._error(seq, status, request_type)
 
     def _hello(self, frame: Frame) -> None:
         if len(frame.payload) < 1:
-            self.error(frame.seq, Status.BAD_LENGTH, frame.type)
+            self._error(frame.seq, Status.BAD_LENGTH, frame.type)
             return
         if frame.payload[0] != protocol.PROTOCOL_VERSION:
-            self.error(frame.seq, Status.BAD_VERSION, frame.type)
+            self._error(frame.seq, Status.BAD_VERSION, frame.type)
             return
         self.binary = True
         self._input_received = 0
         self._result = None
-        self.send_frame(MessageType.HELLO, frame.seq, struct.pack("<BHH", protocol.PROTOCOL_VERSION, self.info.rx_buffer_bytes, protocol.MAX_FRAME_BYTES))
+        self._send(MessageType.HELLO, frame.seq, struct.pack("<BHH", protocol.PROTOCOL_VERSION, self.info.rx_buffer_bytes, protocol.MAX_FRAME_BYTES))
 
     def _info(self, frame: Frame) -> None:
-        self.send_frame(MessageType.INFO, frame.seq, protocol.pack_info(self.info))
+        self._send(MessageType.INFO, frame.seq, protocol.pack_info(self.info))
 
     def _labels(self, frame: Frame) -> None:
         if len(frame.payload) != 2:
-            self.error(frame.seq, Status.BAD_LENGTH, frame.type)
+            self._error(frame.seq, Status.BAD_LENGTH, frame.type)
             return
         (start,) = struct.unpack("<H", frame.payload)
-        self.send_frame(MessageType.LABELS, frame.seq, protocol.pack_labels(self.info.labels, start))
+        self._send(MessageType.LABELS, frame.seq, protocol.pack_labels(self.info.labels, start))
 
     def _input_chunk(self, frame: Frame) -> None:
         if len(frame.payload) < protocol.INPUT_CHUNK_HEADER_BYTES:
-            self.error(frame.seq, Status.BAD_LENGTH, frame.type)
+            self._error(frame.seq, Status.BAD_LENGTH, frame.type)
             return
         (offset,) = struct.unpack_from("<I", frame.payload)
         data = frame.payload[protocol.INPUT_CHUNK_HEADER_BYTES :]
         received = 0 if offset == 0 else self._input_received
         if offset > received or offset + len(data) > len(self._input):
-            self.error(frame.seq, Status.BAD_OFFSET, frame.type)
+            self._error(frame.seq, Status.BAD_OFFSET, frame.type)
             return
         self._input[offset : offset + len(data)] = data
         self._input_received = max(received, offset + len(data))
         self._result = None
-        self.send_frame(MessageType.INPUT, frame.seq, struct.pack("<I", self._input_received))
+        self._send(MessageType.INPUT, frame.seq, struct.pack("<I", self._input_received))
 
     def _invoke_request(self, frame: Frame) -> None:
         if self._result is not None and frame.seq == self._last_invoke_seq:
             self._send_result(frame.seq)  # a retry: answer from the kept result
             return
         if self._input_received != len(self._input):
-            self.error(frame.seq, Status.INPUT_INCOMPLETE, frame.type)
+            self._error(frame.seq, Status.INPUT_INCOMPLETE, frame.type)
             return
         result = self.run_model()
         if result is None:
-            self.error(frame.seq, Status.INVOKE_FAILED, frame.type)
+            self._error(frame.seq, Status.INVOKE_FAILED, frame.type)
             return
         self._result = result
         self._last_invoke_seq = frame.seq
@@ -224,22 +231,22 @@ class ProtocolTwin:
         assert self._result is not None
         room = protocol.MAX_PAYLOAD_BYTES - protocol.INVOKE_REPLY_HEADER_BYTES
         output = self._result.output
-        self.send_frame(MessageType.INVOKE, seq, struct.pack("<II", self._result.latency_us, len(output)) + output[:room])
+        self._send(MessageType.INVOKE, seq, struct.pack("<II", self._result.latency_us, len(output)) + output[:room])
 
     def _output(self, frame: Frame) -> None:
         if len(frame.payload) != protocol.OUTPUT_CHUNK_HEADER_BYTES:
-            self.error(frame.seq, Status.BAD_LENGTH, frame.type)
+            self._error(frame.seq, Status.BAD_LENGTH, frame.type)
             return
         if self._result is None:
-            self.error(frame.seq, Status.NO_RESULT, frame.type)
+            self._error(frame.seq, Status.NO_RESULT, frame.type)
             return
         (offset,) = struct.unpack("<I", frame.payload)
         output = self._result.output
         if offset > len(output):
-            self.error(frame.seq, Status.BAD_OFFSET, frame.type)
+            self._error(frame.seq, Status.BAD_OFFSET, frame.type)
             return
         room = protocol.MAX_PAYLOAD_BYTES - protocol.OUTPUT_CHUNK_HEADER_BYTES
-        self.send_frame(MessageType.OUTPUT, frame.seq, struct.pack("<I", offset) + output[offset : offset + room])
+        self._send(MessageType.OUTPUT, frame.seq, struct.pack("<I", offset) + output[offset : offset + room])
 
     # ---- typed commands ---------------------------------------------------------------------
     def _on_line(self, command: str) -> None:

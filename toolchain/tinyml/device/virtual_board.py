@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyml.firmware import protocol
+from tinyml.firmware.apps import CAPTURE_APP, DEFAULT_APP
 from tinyml.device.protocol_twin import FIRMWARE_VERSION, ProtocolTwin
 from tinyml.device.sensor_replay import CaptureTwin, Replay
 from tinyml.core.errors import DeviceError, InputError
@@ -42,9 +43,6 @@ from tinyml.firmware.protocol import DeviceInfo, TensorSpec
 log = logging.getLogger("tinyml.virtual_board")
 
 VIRTUAL_BOARD_ID = "virtual"
-# The firmware app the board behaves as: the model behind the protocol, or capture.
-VALIDATION_APP = "validation"
-CAPTURE_APP = "capture"
 # Capture: samples per write when streaming as fast as the host reads, and the
 # shortest pause of the realtime loop.
 _FAST_BATCH_FRAMES = 16
@@ -198,7 +196,7 @@ class VirtualBoard:
             output=TensorSpec(spec_out.dtype, spec_out.shape, spec_out.scale, spec_out.zero_point),
             label_count=len(labels or ()),
             labels=tuple(labels or ()),
-            app=VALIDATION_APP,
+            app=DEFAULT_APP,  # the model behind the protocol, as the validation app
         )
 
     # ---- life cycle -------------------------------------------------------------------------

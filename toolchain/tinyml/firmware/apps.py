@@ -22,6 +22,8 @@ from tinyml.firmware.boards import BoardProfile, SensorProfile, list_boards, tom
 from tinyml.firmware.codegen import jinja_environment
 
 DEFAULT_APP = "validation"
+# The app that streams raw sensor samples (`tinyml capture` checks that a board runs it).
+CAPTURE_APP = "capture"
 MANIFEST_FILE = "app.toml"
 
 
