@@ -96,7 +96,8 @@ def test_capture_session_cpp_frames_exactly_what_it_was_given(tmp_path: Path) ->
     compile_objects(sources, [src], compiler=HOST_GXX, flags=(), out_dir=tmp_path)
     compile_objects(sources, [src], flags=ARM_CORTEX_M4, out_dir=tmp_path)
     phases = [
-        _requests((MessageType.HELLO, bytes([1])), (MessageType.INFO, b""), (MessageType.CAPTURE_START, bytes([Sensor.IMU]))),
+        b"info\n"  # typed in human mode first, as a student would
+        + _requests((MessageType.HELLO, bytes([1])), (MessageType.INFO, b""), (MessageType.CAPTURE_START, bytes([Sensor.IMU]))),
         _requests((MessageType.CAPTURE_STATUS, b""), (MessageType.CAPTURE_STOP, b""), (MessageType.CAPTURE_START, bytes([Sensor.MICROPHONE]))),
         _requests((MessageType.CAPTURE_STOP, b""), (MessageType.CAPTURE_START, bytes([7]))),
     ]
@@ -109,6 +110,7 @@ def test_capture_session_cpp_frames_exactly_what_it_was_given(tmp_path: Path) ->
     decoder = protocol.FrameDecoder()
     frames = decoder.feed(out.read_bytes())
     assert not decoder.errors
+    assert "no model: this is the capture app" in decoder.text.decode()
     replies = [f for f in frames if f.type not in protocol.UNASKED_TYPES]
     assert [f.type & 0x7F if f.type != MessageType.ERROR else f.type for f in replies] == [
         MessageType.HELLO, MessageType.INFO, MessageType.CAPTURE_START, MessageType.CAPTURE_STATUS, MessageType.CAPTURE_STOP,
@@ -445,7 +447,7 @@ def test_cli_virtual_board_replays_a_csv_for_tinyml_capture(tmp_path: Path) -> N
         process.send_signal(signal.SIGTERM)
         rest = process.communicate(timeout=20)[0]
         assert process.returncode == 0 and "samples streamed, 0 resets" in rest
-        assert "capture firmware, replaying: IMU 1000 samples at 100 Hz" in rest
+        assert "capture firmware, replaying: IMU 1000 samples at 100 Hz" in "".join(lines) + rest
     finally:
         if process.poll() is None:
             process.kill()
@@ -455,3 +457,19 @@ def test_cli_virtual_board_replays_a_csv_for_tinyml_capture(tmp_path: Path) -> N
     values = recordings.load_take(take)
     candidates = np.flatnonzero(recording[:, 0] == values[0, 0])
     assert any(np.array_equal(values, recording[(p + np.arange(200)) % len(recording)]) for p in candidates)
+
+
+def test_info_typed_on_capture_firmware_says_there_is_no_model(tmp_path: Path) -> None:
+    import serial
+
+    with VirtualBoard(None, replay=Replay(imu=_imu_recording(1)), link=tmp_path / "port") as board:
+        port = serial.Serial(board.port, timeout=0.2)
+        try:
+            port.write(b"info\n")
+            text = b""
+            deadline = time.monotonic() + 5
+            while b"app" not in text and time.monotonic() < deadline:
+                text += port.read(512)
+        finally:
+            port.close()
+    assert "no model: this is the capture app" in text.decode()

@@ -476,6 +476,11 @@ void ProtocolServer::print_info() {
   snprintf(line, sizeof(line), "tinyml firmware %s, protocol %u, board %s", info_.firmware_version,
            static_cast<unsigned>(kProtocolVersion), info_.board_id);
   print_line(line);
+  if (info_.model_hash == nullptr || info_.model_hash[0] == '\0') {
+    snprintf(line, sizeof(line), "no model: this is the %s app", info_.app ? info_.app : "unnamed");
+    print_line(line);
+    return;
+  }
   snprintf(line, sizeof(line), "model %s, arena %lu bytes used", info_.model_hash,
            static_cast<unsigned long>(runner_.arena_used_bytes()));
   print_line(line);

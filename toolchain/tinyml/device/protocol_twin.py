@@ -269,10 +269,10 @@ class ProtocolTwin:
 
     def info_lines(self) -> list[str]:
         info = self.info
-        lines = [
-            f"tinyml firmware {info.firmware_version}, protocol {protocol.PROTOCOL_VERSION}, board {info.board_id}",
-            f"model {info.model_hash}, arena {info.arena_used_bytes} bytes used",
-        ]
+        lines = [f"tinyml firmware {info.firmware_version}, protocol {protocol.PROTOCOL_VERSION}, board {info.board_id}"]
+        if not info.model_hash:
+            return [*lines, f"no model: this is the {info.app or 'unnamed'} app"]
+        lines.append(f"model {info.model_hash}, arena {info.arena_used_bytes} bytes used")
         for name, spec in (("input ", info.input), ("output", info.output)):
             shape = "[" + ", ".join(str(d) for d in spec.shape) + "]"
             lines.append(f"{name} {spec.dtype} {shape} scale {spec.scale:.6f} zero point {spec.zero_point}")

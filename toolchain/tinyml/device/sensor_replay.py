@@ -22,6 +22,8 @@ from tinyml.firmware import protocol
 from tinyml.firmware.protocol import Frame, MessageType, Sensor, Status
 
 IMU_COLUMNS = 6
+# What the capture app prints for a person at start-up (app.cpp's app_setup).
+CAPTURE_READY_LINE = "tinyml capture firmware: record with `tinyml capture --port PORT --label NAME`"
 
 
 def load_imu_recording(path: str | Path) -> np.ndarray:

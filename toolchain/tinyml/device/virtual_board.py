@@ -35,7 +35,7 @@ import numpy as np
 from tinyml.firmware import protocol
 from tinyml.firmware.apps import CAPTURE_APP, DEFAULT_APP
 from tinyml.device.protocol_twin import FIRMWARE_VERSION, ProtocolTwin
-from tinyml.device.sensor_replay import CaptureTwin, Replay
+from tinyml.device.sensor_replay import CAPTURE_READY_LINE, CaptureTwin, Replay
 from tinyml.core.errors import DeviceError, InputError
 from tinyml.model.modelfile import read_model, read_model_bytes
 from tinyml.firmware.protocol import DeviceInfo, TensorSpec
@@ -264,6 +264,7 @@ class VirtualBoard:
         if self.replay is not None:
             # A reset loses the running take; the replay positions start again too, as on power-up.
             self._capture = CaptureTwin(self._device, self.replay)
+            self._device.print_line(CAPTURE_READY_LINE)  # app_setup() prints before the server's greeting
         self._device.greet()
 
     def _power_off(self) -> None:
