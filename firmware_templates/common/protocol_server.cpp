@@ -26,11 +26,14 @@ uint32_t get_u32(const uint8_t* p) {
          (static_cast<uint32_t>(p[3]) << 24);
 }
 
-// length u8 + bytes, cut at kMaxStringBytes; returns the bytes written.
-size_t put_string(uint8_t* p, const char* text) {
+// length u8 + bytes, cut at kMaxStringBytes (and to `room` bytes in all); returns the bytes written.
+size_t put_string(uint8_t* p, const char* text, size_t room = kMaxStringBytes + 1) {
   size_t len = text ? strlen(text) : 0;
   if (len > kMaxStringBytes) {
     len = kMaxStringBytes;
+  }
+  if (len + 1 > room) {
+    len = room - 1;
   }
   p[0] = static_cast<uint8_t>(len);
   if (len) {
@@ -95,6 +98,7 @@ ProtocolServer::ProtocolServer(Transport& transport, ModelRunner& runner, const 
     : transport_(transport),
       runner_(runner),
       info_(info),
+      handler_(nullptr),
       rx_len_(0),
       in_frame_(false),
       overflow_(false),
@@ -251,7 +255,9 @@ void ProtocolServer::dispatch(uint8_t type, uint8_t seq, const uint8_t* payload,
       binary_ = false;
       return;
     default:
-      send_error(seq, kStatusUnknownType, type);
+      if (handler_ == nullptr || !handler_->on_request(*this, type, seq, payload, len)) {
+        send_error(seq, kStatusUnknownType, type);
+      }
       return;
   }
 }
@@ -290,6 +296,8 @@ void ProtocolServer::reply_info(uint8_t seq) {
   n += put_string(out + n, info_.model_hash);
   n += put_tensor(out + n, info_.input);
   n += put_tensor(out + n, info_.output);
+  // Last, in the room left: four strings of kMaxStringBytes and two 6-d tensors leave 23 bytes.
+  n += put_string(out + n, info_.app, kMaxPayloadBytes - n);
   send(kMsgInfo, seq, n);
 }
 
@@ -413,6 +421,14 @@ void ProtocolServer::send(uint8_t type, uint8_t seq, size_t payload_len) {
   transport_.write(wire_, encoded + 2);
 }
 
+void ProtocolServer::send_frame(uint8_t type, uint8_t seq, const uint8_t* payload, size_t len) {
+  if (len > kMaxPayloadBytes) {
+    len = kMaxPayloadBytes;
+  }
+  memcpy(out_payload(), payload, len);
+  send(type, seq, len);
+}
+
 void ProtocolServer::send_error(uint8_t seq, uint8_t status, uint8_t request_type) {
   uint8_t* out = out_payload();
   out[0] = status;
@@ -460,6 +476,11 @@ void ProtocolServer::print_info() {
   snprintf(line, sizeof(line), "tinyml firmware %s, protocol %u, board %s", info_.firmware_version,
            static_cast<unsigned>(kProtocolVersion), info_.board_id);
   print_line(line);
+  if (info_.model_hash == nullptr || info_.model_hash[0] == '\0') {
+    snprintf(line, sizeof(line), "no model: this is the %s app", info_.app ? info_.app : "unnamed");
+    print_line(line);
+    return;
+  }
   snprintf(line, sizeof(line), "model %s, arena %lu bytes used", info_.model_hash,
            static_cast<unsigned long>(runner_.arena_used_bytes()));
   print_line(line);

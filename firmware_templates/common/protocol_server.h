@@ -33,6 +33,18 @@ struct DeviceInfo {
   const char* const* labels;  // may be null when label_count is 0
   uint16_t label_count;
   uint16_t rx_buffer_bytes;  // the board's serial receive buffer; the host sizes chunks by it
+  const char* app;           // the firmware app (INFO names it, so a host can say what runs)
+};
+
+class ProtocolServer;
+
+// An app's own requests (the capture app's CAPTURE_*): the server hands it every binary-mode
+// request type it does not know itself, before answering UNKNOWN_TYPE.
+class RequestHandler {
+ public:
+  virtual ~RequestHandler() {}
+  // True when the handler knew the type (and answered it through the server).
+  virtual bool on_request(ProtocolServer& server, uint8_t type, uint8_t seq, const uint8_t* payload, size_t len) = 0;
 };
 
 class ProtocolServer {
@@ -43,6 +55,11 @@ class ProtocolServer {
   bool binary_mode() const { return binary_; }
   // One line of text for a person (e.g. the app's prediction); nothing in binary mode.
   void print_line(const char* line);
+  void set_request_handler(RequestHandler* handler) { handler_ = handler; }
+  // A frame of `type` (the response bit is added) with `len` payload bytes, at most
+  // kMaxPayloadBytes: a reply from a RequestHandler, or a message the device sends unasked.
+  void send_frame(uint8_t type, uint8_t seq, const uint8_t* payload, size_t len);
+  void send_error(uint8_t seq, uint8_t status, uint8_t request_type);
 
  private:
   void on_byte(uint8_t byte);
@@ -58,7 +75,6 @@ class ProtocolServer {
   void reply_output(uint8_t seq, const uint8_t* payload, size_t len);
   void send_invoke_result(uint8_t seq);
   void send(uint8_t type, uint8_t seq, size_t payload_len);
-  void send_error(uint8_t seq, uint8_t status, uint8_t request_type);
   void print_text(const char* text);
   void print_info();
   void run_once();
@@ -67,6 +83,7 @@ class ProtocolServer {
   Transport& transport_;
   ModelRunner& runner_;
   const DeviceInfo& info_;
+  RequestHandler* handler_;
   uint8_t rx_[kMaxEncodedBytes];
   size_t rx_len_;
   bool in_frame_;

@@ -98,6 +98,7 @@ int main(int argc, char** argv) {
   info.labels = kLabels;
   info.label_count = 3;
   info.rx_buffer_bytes = static_cast<uint16_t>(argc > 1 ? atoi(argv[1]) : 64);
+  info.app = "host-test";
 
   static TestModel model;
   static StdioTransport transport;

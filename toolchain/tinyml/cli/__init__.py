@@ -32,6 +32,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("boards", "list board profiles, show one, or prepare one for offline builds"),
     ("virtual_board", "serve the firmware's protocol on a pseudo-terminal, running the model on TFLM (not the firmware)"),
     ("emulate", "build a rendered project against the board's TFLM library and run it on an emulated Cortex-M4 (QEMU)"),
+    ("capture", "record takes of a board's IMU or microphone (capture firmware) into a dataset folder"),
+    ("dataset", "look at a recorded dataset: takes per label and per student, durations, clipping"),
     ("validate", "compare a board's outputs with the host's over serial: metrics, report, exit code for CI"),
     ("monitor", "show a board's live predictions and its INFO, readably"),
     ("deploy", "quantize, inspect, render, flash (or a virtual board) and validate in one resumable run"),

@@ -8,7 +8,7 @@ import argparse
 def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     parser = subparsers.add_parser("render", help=summary, description=summary)
     parser.add_argument("--board", required=True, metavar="ID", help="board profile id (see `tinyml boards`)")
-    parser.add_argument("--model", required=True, metavar="MODEL.tflite", help="the int8 model")
+    parser.add_argument("--model", metavar="MODEL.tflite", help="the int8 model (not for an app that runs none, such as capture)")
     parser.add_argument("--labels", metavar="FILE", help="class labels, one per line (UTF-8)")
     parser.add_argument("--out", required=True, metavar="DIR", help="the project folder")
     parser.add_argument("--app", default="validation", help="firmware app (default: validation, the model behind the serial protocol)")
@@ -26,11 +26,12 @@ def _run(args: argparse.Namespace) -> int:
     result = render_project(args.board, args.model, args.out, labels=labels, app=args.app, app_context=default_app_context(args.app), force=args.force)
     console = stdout_console()
     console.print(
-        f"rendered {result.project_dir} ({result.app} app, board {result.board_id}, model {result.model_hash}): "
+        f"rendered {result.project_dir} ({result.app} app, board {result.board_id}, {'model ' + result.model_hash if result.model_hash else 'no model'}): "
         f"{len(result.written)} files written, {len(result.unchanged)} unchanged"
         + (f", {len(result.removed)} removed" if result.removed else ""),
         markup=False,
     )
-    console.print(f"arena {result.arena_bytes} bytes; ops: {', '.join(m.removeprefix('Add') for m in result.resolver_methods)}", markup=False)
+    if result.model_hash:
+        console.print(f"arena {result.arena_bytes} bytes; ops: {', '.join(m.removeprefix('Add') for m in result.resolver_methods)}", markup=False)
     console.print(f"next: tinyml flash {result.project_dir} --port auto", markup=False)
     return 0

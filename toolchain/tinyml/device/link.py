@@ -78,6 +78,14 @@ MIN_BAUDRATE = 50
 MAX_BAUDRATE = 4_000_000
 
 
+class BoardReset(DeviceError):
+    """The board reset (or fell back to human mode) during a request or a stream: what it was doing is lost.
+
+    The link has reconnected and shaken hands again before raising it; the caller decides
+    what to do with the lost work (capture drops the take that was running).
+    """
+
+
 class _PortLost(Exception):
     """The serial port went away (board reset, cable pulled): internal to this module."""
 
@@ -153,6 +161,8 @@ class DeviceLink:
         self._rx_buffer_bytes = protocol.MAX_ENCODED_BYTES + 2
         self._info: DeviceInfo | None = None
         self._slowest_invoke_us = 0
+        self._unasked: list[Frame] = []  # frames the device sent on its own (SAMPLES), in order
+        self._restart_stream = False  # the request being answered starts a new stream
 
     # ---- session ----------------------------------------------------------------------------
     def __enter__(self) -> DeviceLink:
@@ -250,6 +260,51 @@ class DeviceLink:
             except _PortLost:
                 self._reopen()  # the board reset, and a board starts in human mode
             self._binary = False
+
+    def request(self, msg_type: MessageType, payload: bytes = b"", *, timeout: float | None = None, restart_stream: bool = False) -> Frame:
+        """One request beyond validation's (an app's own, e.g. CAPTURE_START) and its reply.
+
+        Retried like every request; BoardReset when the board reset meanwhile (the link is
+        connected again by then, and the firmware is in its start-up state). With
+        `restart_stream`, unasked frames that arrived before the reply are dropped: they
+        belong to the stream the request replaced.
+        """
+        self._restart_stream = restart_stream
+        try:
+            self._ensure_binary()
+            return self._request(msg_type, payload, timeout=timeout)
+        except (_PortLost, _DeviceWasReset) as exc:
+            self._unasked.clear()
+            self._recover()
+            raise BoardReset(f"the board on {self.port} reset during {msg_type.name}", "what it was doing is lost; the link is connected again") from exc
+        finally:
+            self._restart_stream = False
+
+    def unasked_frames(self, timeout: float) -> list[Frame]:
+        """Frames the device sent on its own (SAMPLES), waiting up to `timeout` s for the first.
+
+        Replies to earlier requests are dropped here; frames that arrive while a request
+        waits for its reply are kept for this call. BoardReset when the port went away.
+        """
+        import serial
+
+        deadline = time.monotonic() + timeout
+        while not self._unasked:
+            try:
+                data = self._serial.read(max(1, self._serial.in_waiting))
+            except (serial.SerialException, OSError) as exc:
+                self._unasked.clear()
+                self._recover()
+                raise BoardReset(f"the port {self.port} went away (the board reset)", "what it was doing is lost; the link is connected again") from exc
+            if data:
+                self.stats.wire_bytes_in += len(data)
+                self._unasked += [frame for frame in self._decoder.feed(data) if frame.type in protocol.UNASKED_TYPES]
+                if len(self._decoder.text) > 512:
+                    del self._decoder.text[:-256]
+            if time.monotonic() >= deadline:
+                break
+        frames, self._unasked = self._unasked, []
+        return frames
 
     @property
     def serial(self):
@@ -372,12 +427,20 @@ class DeviceLink:
                 raise _PortLost() from exc
             if data:
                 self.stats.wire_bytes_in += len(data)
-                for frame in self._decoder.feed(data):
+                frames = self._decoder.feed(data)
+                for index, frame in enumerate(frames):
+                    if frame.type in protocol.UNASKED_TYPES:
+                        self._unasked.append(frame)  # a stream interleaved with the reply
+                        continue
                     if frame.seq != seq:
                         continue  # a late reply to an earlier request
                     if frame.type == MessageType.ERROR:
                         raise protocol.unpack_error(frame.payload)
                     if frame.type == want:
+                        if self._restart_stream:
+                            self._unasked.clear()  # what came before the reply belongs to the old stream
+                        # A stream's frames that came in the same read as the reply are not lost.
+                        self._unasked += [f for f in frames[index + 1 :] if f.type in protocol.UNASKED_TYPES]
                         return frame
                 if len(self._decoder.text) > 512:
                     del self._decoder.text[:-256]

@@ -58,6 +58,8 @@ class ProtocolTwin:
         self.inferences = 0
         # Set by the virtual board to cut an inference short (a reset in mid-run).
         self.before_reply: Callable[[], bool] | None = None
+        # An app's own requests (as RequestHandler in protocol_server.h): True when it knew the type.
+        self.on_request: Callable[[Frame], bool] | None = None
 
     # ---- the human side -----------------------------------------------------------------------
     def greet(self) -> None:
@@ -140,7 +142,8 @@ class ProtocolTwin:
             return
         handler = handlers.get(frame.type)
         if handler is None:
-            self._error(frame.seq, Status.UNKNOWN_TYPE, frame.type)
+            if self.on_request is None or not self.on_request(frame):
+                self._error(frame.seq, Status.UNKNOWN_TYPE, frame.type)
             return
         handler(frame)
 
@@ -150,6 +153,14 @@ class ProtocolTwin:
 
     def _error(self, seq: int, status: Status, request_type: int) -> None:
         self._write(protocol.encode_frame(Frame(MessageType.ERROR, seq, protocol.pack_error(status, request_type))))
+
+    # For an app's own requests (the on_request handler), as protocol_server.h offers them.
+    def send_frame(self, msg_type: int, seq: int, payload: bytes) -> None:
+        """A frame of `msg_type` with the response bit: a reply, or a message sent unasked."""
+        self._send(msg_type, seq, payload)
+
+    def error(self, seq: int, status: Status, request_type: int) -> None:
+        self._error(seq, status, request_type)
 
     def _hello(self, frame: Frame) -> None:
         if len(frame.payload) < 1:
@@ -258,10 +269,10 @@ class ProtocolTwin:
 
     def info_lines(self) -> list[str]:
         info = self.info
-        lines = [
-            f"tinyml firmware {info.firmware_version}, protocol {protocol.PROTOCOL_VERSION}, board {info.board_id}",
-            f"model {info.model_hash}, arena {info.arena_used_bytes} bytes used",
-        ]
+        lines = [f"tinyml firmware {info.firmware_version}, protocol {protocol.PROTOCOL_VERSION}, board {info.board_id}"]
+        if not info.model_hash:
+            return [*lines, f"no model: this is the {info.app or 'unnamed'} app"]
+        lines.append(f"model {info.model_hash}, arena {info.arena_used_bytes} bytes used")
         for name, spec in (("input ", info.input), ("output", info.output)):
             shape = "[" + ", ".join(str(d) for d in spec.shape) + "]"
             lines.append(f"{name} {spec.dtype} {shape} scale {spec.scale:.6f} zero point {spec.zero_point}")

@@ -15,6 +15,11 @@ Faults, for tests and demos (`Faults`): line noise and dropped bytes in both dir
 small UART receive buffer that overflows when the host sends more than it holds, a reset in
 mid-inference (the port goes away and comes back at the same symlink, the device starts in
 human mode), slow inference, and (to show validation failing) outputs off by one LSB.
+
+Capture mode (`replay=`, no model): the board runs the capture app instead, its IMU and
+microphone replaying recordings (tinyml.device.sensor_replay), streaming SAMPLES frames as
+fast as the host reads them, or at the sensor's rate with `realtime`. The fault
+`reset_in_take` resets the board once, half a second into that capture start.
 """
 
 from __future__ import annotations
@@ -33,17 +38,25 @@ from pathlib import Path
 import numpy as np
 
 from tinyml.firmware import protocol
+from tinyml.firmware.apps import CAPTURE_APP, DEFAULT_APP
 from tinyml.device.protocol_twin import FIRMWARE_VERSION, ProtocolTwin
 from tinyml.core.errors import InputError
 from tinyml.core.files import check_output_folder, write_error
+from tinyml.device.sensor_replay import CAPTURE_READY_LINE, CaptureTwin, Replay
 from tinyml.model.modelfile import read_model, read_model_bytes
 from tinyml.firmware.protocol import DeviceInfo, TensorSpec
 
 log = logging.getLogger("tinyml.virtual_board")
 
 VIRTUAL_BOARD_ID = "virtual"
+# Capture: samples per write when streaming as fast as the host reads, and the
+# shortest pause of the realtime loop.
+_FAST_BATCH_FRAMES = 16
+_REALTIME_POLL_S = 0.005
 # The receive buffer reported when no board profile or fault says otherwise (a USB CDC board's).
 DEFAULT_RX_BUFFER_BYTES = 256
+# The reset fault of capture: this far into the chosen take (so a take longer than this is hit).
+RESET_AFTER_S = 0.5
 # How long the port stays away during a reset.
 RESET_DOWNTIME_S = 0.3
 _POLL_S = 0.05
@@ -59,6 +72,7 @@ class Faults:
     reset_every: int = 0  # reset after every N-th inference, before its reply goes out
     slow_ms: float = 0.0  # extra milliseconds per inference
     skew_every: int = 0  # every N-th output has one element off by one LSB: a wrong kernel to catch
+    reset_in_take: int = 0  # capture: reset once, RESET_AFTER_S into the N-th capture start
     seed: int = 0
 
     def describe(self) -> str:
@@ -75,6 +89,8 @@ class Faults:
             parts.append(f"+{self.slow_ms:g} ms per inference")
         if self.skew_every:
             parts.append(f"every {self.skew_every}th output off by one LSB")
+        if self.reset_in_take:
+            parts.append(f"reset {RESET_AFTER_S:g} s into capture {self.reset_in_take}")
         return ", ".join(parts) or "none"
 
 
@@ -88,6 +104,7 @@ class BoardStats:
     dropped: int = 0
     overflowed: int = 0
     unsent: int = 0  # output the host did not read in time (the pty buffer was full)
+    samples: int = 0  # capture: samples streamed
 
 
 def default_link_path(name: str = "default") -> Path:
@@ -99,7 +116,7 @@ class VirtualBoard:
 
     def __init__(
         self,
-        model: str | Path | bytes,
+        model: str | Path | bytes | None,
         labels: list[str] | None = None,
         board: str | None = None,
         *,
@@ -107,9 +124,57 @@ class VirtualBoard:
         link: str | Path | None = None,
         arena_bytes: int | None = None,
         library: str | Path | None = None,
+        replay: Replay | None = None,
+        realtime: bool = False,
     ) -> None:
+        self.faults = faults
+        self.replay = replay
+        self.realtime = realtime
+        self._runner = None
+        profile = None
+        if board is not None:
+            from tinyml.firmware.boards import get_board
+
+            profile = get_board(board)
+        if replay is not None:
+            if model is not None:
+                raise InputError("the capture firmware runs no model", "give either --model (validation) or --imu/--audio (capture), not both")
+            self.info, self.arena_bytes, self.model_bytes = self._capture_info(replay, profile), 0, b""
+            self.computes_with = "the capture app, replaying recordings"
+        elif model is None:
+            raise InputError("the virtual board needs a model or a recording to replay", "give --model MODEL.tflite, or --imu FILE / --audio FILE for capture")
+        else:
+            self._load_model(model, labels, profile, arena_bytes, library)
+        # Without a link path each board gets its own, so boards in tests and scripts never collide.
+        self.link_path = Path(link) if link is not None else default_link_path(f"{os.getpid()}-{id(self):x}")
+        self.stats = BoardStats()
+        self._random = random.Random(faults.seed)
+        self._master: int | None = None
+        self._slave: int | None = None
+        self.pty_path: str | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = -1, -1
+        self._device: ProtocolTwin | None = None
+        self._capture: CaptureTwin | None = None
+        self._pending_reset = False
+        self._reset_fired = False
+        self._clock = (0, 0.0)  # (take, its start on the monotonic clock): the realtime replay's pace
+
+    def _capture_info(self, replay: Replay, profile) -> DeviceInfo:
+        if profile is not None:
+            for kind, recording in (("imu", replay.imu), ("microphone", replay.audio)):
+                if recording is not None and kind not in profile.sensors:
+                    raise InputError(f"board {profile.id} has no {kind}", f"leave out the {kind} recording, or give a --board with one")
+        rx_buffer = self.faults.rx_buffer or (profile.rx_buffer_bytes if profile is not None else DEFAULT_RX_BUFFER_BYTES)
+        empty = TensorSpec("int8", (), 0.0, 0)
+        return DeviceInfo(protocol.PROTOCOL_VERSION, FIRMWARE_VERSION, profile.id if profile is not None else VIRTUAL_BOARD_ID, "", 0, rx_buffer, empty, empty, app=CAPTURE_APP)
+
+    def _load_model(self, model: str | Path | bytes, labels: list[str] | None, profile, arena_bytes: int | None, library: str | Path | None) -> None:
         from tinyml.model.tflm import TflmRunner, measure_arena, runtime_version
 
+        faults = self.faults
+        board = profile.id if profile is not None else None
         self.model_bytes = bytes(model) if isinstance(model, (bytes, bytearray)) else read_model_bytes(model)
         facts = read_model(self.model_bytes)
         if not facts.inputs or not facts.outputs:
@@ -118,13 +183,9 @@ class VirtualBoard:
         for spec in (spec_in, spec_out):
             if spec.dtype not in protocol.DTYPE_CODES:
                 raise InputError(f"the model's tensor {spec.name!r} is {spec.dtype}, which the protocol does not carry", "quantize the model to int8 with `tinyml quantize`")
-        self.faults = faults
         rx_buffer = DEFAULT_RX_BUFFER_BYTES
         board_id = VIRTUAL_BOARD_ID
         if board is not None:
-            from tinyml.firmware.boards import get_board
-
-            profile = get_board(board)
             board_id = profile.id
             rx_buffer = profile.rx_buffer_bytes
         if faults.rx_buffer:
@@ -151,19 +212,8 @@ class VirtualBoard:
             output=TensorSpec(spec_out.dtype, spec_out.shape, spec_out.scale, spec_out.zero_point),
             label_count=len(labels or ()),
             labels=tuple(labels or ()),
+            app=DEFAULT_APP,  # the model behind the protocol, as the validation app
         )
-        # Without a link path each board gets its own, so boards in tests and scripts never collide.
-        self.link_path = Path(link) if link is not None else default_link_path(f"{os.getpid()}-{id(self):x}")
-        self.stats = BoardStats()
-        self._random = random.Random(faults.seed)
-        self._master: int | None = None
-        self._slave: int | None = None
-        self.pty_path: str | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._wake_r, self._wake_w = -1, -1
-        self._device: ProtocolTwin | None = None
-        self._pending_reset = False
 
     # ---- life cycle -------------------------------------------------------------------------
     def __enter__(self) -> VirtualBoard:
@@ -189,7 +239,8 @@ class VirtualBoard:
         self._power_on()
         self._thread = threading.Thread(target=self._serve, name=f"tinyml-vboard {self.link_path.name}", daemon=True)
         self._thread.start()
-        log.info("%s on %s (link %s), model %s", self.description, self.pty_path, self.link_path, self.info.model_hash)
+        running = f"model {self.info.model_hash}" if self.replay is None else "the capture app"
+        log.info("%s on %s (link %s), %s", self.description, self.pty_path, self.link_path, running)
 
     @property
     def description(self) -> str:
@@ -214,6 +265,11 @@ class VirtualBoard:
         if self._wake_w >= 0:
             os.write(self._wake_w, b"r")
 
+    @property
+    def capture(self) -> CaptureTwin | None:
+        """The capture app's twin since the last power-on (None for a board that runs a model)."""
+        return self._capture
+
     def wait(self) -> None:
         """Block until stop() is called from another thread (the CLI waits here for Ctrl-C)."""
         while self._thread is not None and self._thread.is_alive():
@@ -229,6 +285,10 @@ class VirtualBoard:
         self._relink(self.pty_path)
         self._device = ProtocolTwin(self.info, self._invoke, self._send)
         self._device.before_reply = self._before_reply
+        if self.replay is not None:
+            # A reset loses the running take; the replay positions start again too, as on power-up.
+            self._capture = CaptureTwin(self._device, self.replay)
+            self._device.print_line(CAPTURE_READY_LINE)  # app_setup() prints before the server's greeting
         self._device.greet()
 
     def _power_off(self) -> None:
@@ -296,10 +356,14 @@ class VirtualBoard:
             master = self._master
             if master is None:
                 return
+            streaming = self._capture is not None and self._capture.sensor != 0
+            wait_write = [master] if streaming and not self.realtime else []
             try:
-                ready, _, _ = select.select([master, self._wake_r], [], [], _POLL_S)
+                ready, writable, _ = select.select([master, self._wake_r], wait_write, [], _REALTIME_POLL_S if streaming else _POLL_S)
             except (OSError, ValueError):
                 return
+            if streaming and (writable or self.realtime):
+                self._stream()
             if self._wake_r in ready:
                 os.read(self._wake_r, 64)
             if self._pending_reset and not self._stop.is_set():
@@ -330,7 +394,32 @@ class VirtualBoard:
                 self._pending_reset = False
                 self._reset()
 
+    def _stream(self) -> None:
+        """Send the running take's next samples: a batch when the host can take it, or what the clock says is due."""
+        capture = self._capture
+        assert capture is not None
+        capture.check()
+        if not capture.sensor:
+            return
+        fmt = protocol.SAMPLE_FORMATS[protocol.Sensor(capture.sensor)]
+        if self._clock[0] != capture.takes:
+            self._clock = (capture.takes, time.monotonic())
+        if self.realtime:
+            due = int((time.monotonic() - self._clock[1]) * capture.rate_hz) - capture.counted
+        else:
+            due = _FAST_BATCH_FRAMES * fmt.samples_per_frame
+        hit = self.faults.reset_in_take == capture.takes and not self._reset_fired
+        limit = int(RESET_AFTER_S * capture.rate_hz)
+        if hit:
+            due = min(due, limit - capture.counted)
+        self.stats.samples += capture.produce(due)
+        if hit and capture.counted >= limit:
+            self._reset_fired = True
+            self._pending_reset = True
+
     def _invoke(self, data: bytes) -> bytes:
+        if self._runner is None:
+            raise RuntimeError("the capture firmware has no model")  # answered as INVOKE_FAILED
         spec = self.info.input
         x = np.frombuffer(data, dtype=spec.dtype)
         y = self._runner.invoke(x)

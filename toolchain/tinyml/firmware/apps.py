@@ -23,6 +23,8 @@ from tinyml.firmware.boards import BoardProfile, SensorProfile, list_boards, tom
 from tinyml.firmware.codegen import jinja_environment
 
 DEFAULT_APP = "validation"
+# The app that streams raw sensor samples (`tinyml capture` checks that a board runs it).
+CAPTURE_APP = "capture"
 MANIFEST_FILE = "app.toml"
 
 
@@ -60,11 +62,14 @@ class AppSpec:
     name: str
     directory: Path
     requires_sensors: tuple[str, ...] = ()
+    # At least one of these sensor kinds; the app reads those of them the board has.
+    requires_any_sensor: tuple[str, ...] = ()
     build_flags: tuple[str, ...] = ()
     description: str = ""
     # Optional: sensor kind -> the parts the app's code can read (e.g. {"imu": ("LSM9DS1",)}).
     supported_parts: dict[str, tuple[str, ...]] = field(default_factory=dict)
     needs_labels: bool = False  # the app prints class names on the board
+    needs_model: bool = True  # False: firmware without TFLM or a model (e.g. capture)
     features: tuple[str, ...] = ()  # keys of FEATURE_DEFAULTS
     # The app's files that are plain C++ (no Arduino, no TFLM), and the files of
     # firmware_templates/common/ they include: what the tests compile on the host.
@@ -88,16 +93,17 @@ def load_app(name: str) -> AppSpec:
         data = tomllib.loads(spec_path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{spec_path} is not valid TOML: {exc}", "fix the app's app.toml") from exc
-    lists = {key: data.get(key, []) for key in ("requires_sensors", "build_flags", "features", "plain_sources", "common_sources")}
+    lists = {key: data.get(key, []) for key in ("requires_sensors", "requires_any_sensor", "build_flags", "features", "plain_sources", "common_sources")}
     for key, value in lists.items():
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise InputError(f"{spec_path}: field '{key}' must be a list of strings", "fix the app's app.toml")
     parts = data.get("supported_parts", {})
     if not isinstance(parts, dict) or not all(isinstance(v, list) and all(isinstance(p, str) for p in v) for v in parts.values()):
         raise InputError(f"{spec_path}: field 'supported_parts' must map a sensor kind to a list of part names", "fix the app's app.toml")
-    needs_labels = data.get("needs_labels", False)
-    if not isinstance(needs_labels, bool):
-        raise InputError(f"{spec_path}: field 'needs_labels' must be true or false", "fix the app's app.toml")
+    flags = {key: data.get(key, default) for key, default in (("needs_labels", False), ("needs_model", True))}
+    for key, value in flags.items():
+        if not isinstance(value, bool):
+            raise InputError(f"{spec_path}: field '{key}' must be true or false", "fix the app's app.toml")
     unknown = [f for f in lists["features"] if f not in FEATURE_DEFAULTS]
     if unknown:
         raise InputError(f"{spec_path}: unknown feature(s) {', '.join(unknown)}", f"name features from: {', '.join(FEATURE_DEFAULTS)}")
@@ -109,10 +115,12 @@ def load_app(name: str) -> AppSpec:
         name=name,
         directory=directory,
         requires_sensors=tuple(lists["requires_sensors"]),
+        requires_any_sensor=tuple(lists["requires_any_sensor"]),
         build_flags=tuple(lists["build_flags"]),
         description=str(data.get("description", "")),
         supported_parts={kind: tuple(names) for kind, names in parts.items()},
-        needs_labels=needs_labels,
+        needs_labels=flags["needs_labels"],
+        needs_model=flags["needs_model"],
         features=tuple(lists["features"]),
         plain_sources=tuple(lists["plain_sources"]),
         common_sources=tuple(lists["common_sources"]),
@@ -128,7 +136,15 @@ def app_sensors(board: BoardProfile, app: AppSpec) -> dict[str, SensorProfile]:
             f"the {app.name} app needs the sensor(s) {', '.join(missing)}, which board {board.id} does not have",
             f"render it for a board that has them ({', '.join(able) or 'none known'}), or choose another --app",
         )
-    for kind in app.requires_sensors:
+    present = [kind for kind in app.requires_any_sensor if kind in board.sensors]
+    if app.requires_any_sensor and not present:
+        able = [b.id for b in list_boards() if any(kind in b.sensors for kind in app.requires_any_sensor)]
+        raise InputError(
+            f"the {app.name} app needs one of the sensors {', '.join(app.requires_any_sensor)}, and board {board.id} has none of them",
+            f"render it for a board that has one ({', '.join(able) or 'none known'}), or choose another --app",
+        )
+    needed = [*app.requires_sensors, *(kind for kind in present if kind not in app.requires_sensors)]
+    for kind in needed:
         part = board.sensors[kind].part
         readable = app.supported_parts.get(kind)
         if readable is not None and part not in readable:
@@ -136,7 +152,7 @@ def app_sensors(board: BoardProfile, app: AppSpec) -> dict[str, SensorProfile]:
                 f"the {app.name} app reads the {kind} parts {', '.join(readable)}, but board {board.id} has a {part}",
                 f"choose a board with one of those parts, or add {part} to the app (firmware_templates/apps/{app.name})",
             )
-    return {kind: board.sensors[kind] for kind in app.requires_sensors}
+    return {kind: board.sensors[kind] for kind in needed}
 
 
 def check_labels(app: AppSpec, labels: Any) -> None:

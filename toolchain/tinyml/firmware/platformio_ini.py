@@ -22,7 +22,9 @@ LIBDEPS_DIR = "${platformio.core_dir}/tinyml/libdeps/"
 def platformio_ini(board: BoardProfile, app: AppSpec) -> str:
     """The project's platformio.ini: one environment named after the board."""
     sensors = app_sensors(board, app)
-    lib_deps = [board.library.lib_deps, *sorted({s.library for s in sensors.values() if s.library})]
+    # An app without a model builds without TFLM: faster, and nothing unused in flash.
+    tflm = [board.library.lib_deps] if app.needs_model else []
+    lib_deps = [*tflm, *sorted({s.library for s in sensors.values() if s.library})]
     build_flags = [s.define for s in sensors.values()] + list(app.build_flags)
     template = jinja_environment([templates_dir() / "project"]).get_template("platformio.ini.j2")
     return template.render(

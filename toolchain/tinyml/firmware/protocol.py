@@ -41,7 +41,10 @@ Requests and replies
             rep: version u8, rx buffer bytes u16, arena used bytes u32, label count u16,
                  firmware version, board id, model hash (each: length u8 + UTF-8),
                  input tensor, output tensor (each: dtype u8, dims u8, dims x i32 shape,
-                 scale f32, zero point i32)
+                 scale f32, zero point i32), app name (length u8 + UTF-8)
+            The app name came last and later: a reply without it is from older firmware.
+            Firmware without a model (the capture app) reports an empty model hash and
+            tensors of 0 dimensions.
     LABELS  req: first index u16
             rep: first index u16, label count u16, n u8, n x (length u8 + UTF-8); as many
                  labels as fit in one frame, the host asks again from the next index
@@ -59,6 +62,26 @@ Requests and replies
             rep: offset u32, output bytes from that offset (as many as fit)
     HUMAN   req: -
             rep: -   (then the device is in human mode)
+
+Capture (the capture app; other firmware answers UNKNOWN_TYPE)
+    CAPTURE_START   req: sensor u8 (a Sensor code)
+                    rep: sensor u8, dtype u8, channels u8, samples per frame u8, rate Hz f32
+                    The sample counter starts again at 0 and SAMPLES frames follow, unasked.
+                    A sensor the firmware lacks is refused with NO_SENSOR.
+    CAPTURE_STATUS  req: -
+                    rep: sensor u8 (0: not capturing), samples counted u32, samples lost u32
+                    The host's keep-alive during a take: it also keeps binary mode alive.
+    CAPTURE_STOP    req: -
+                    rep: as CAPTURE_STATUS, for the take that just stopped
+    SAMPLES         device to host only, unasked (type SAMPLES | 0x80, seq counts frames):
+                    first sample index u32, sample count u8, samples (count x channels
+                    values of the dtype, little-endian, channel by channel per sample).
+                    The index counts every sample the sensor produced since CAPTURE_START,
+                    so a frame lost on the wire, or samples the device could not keep (its
+                    counter `lost`), show on the host as a gap in the indices.
+    IMU samples are ax, ay, az in g and gx, gy, gz in degrees per second (float32) at the
+    board profile's IMU rate; microphone samples are PCM16 (int16) at 16 kHz.
+    The device leaves capture when it leaves binary mode (HUMAN, or the idle timeout).
 """
 
 from __future__ import annotations
@@ -67,10 +90,14 @@ import binascii
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 from tinyml.core.errors import DeviceError
 from tinyml.firmware.codegen import banner
 from tinyml.model import modelfile
+
+if TYPE_CHECKING:  # numpy is imported only by those who decode samples
+    import numpy as np
 
 PROTOCOL_VERSION = 1
 
@@ -102,6 +129,10 @@ class MessageType(IntEnum):
     INVOKE = 0x11
     OUTPUT = 0x12
     HUMAN = 0x20
+    CAPTURE_START = 0x30
+    CAPTURE_STATUS = 0x31
+    CAPTURE_STOP = 0x32
+    SAMPLES = 0x33  # sent by the device only, unasked
     ERROR = 0xFF
 
 
@@ -115,6 +146,7 @@ class Status(IntEnum):
     INVOKE_FAILED = 6
     NEED_HANDSHAKE = 7
     NO_RESULT = 8
+    NO_SENSOR = 9
 
 
 # The one table from status code to text; the C++ header's tinyml::status_text() is rendered from it.
@@ -128,12 +160,51 @@ STATUS_TEXT: dict[Status, str] = {
     Status.INVOKE_FAILED: "model invoke failed",
     Status.NEED_HANDSHAKE: "device is in human mode, send HELLO first",
     Status.NO_RESULT: "no inference result to read",
+    Status.NO_SENSOR: "this firmware has no such sensor",
 }
 
 # Tensor dtype codes: TFLite's TensorType numbers, so a code means the same in both worlds.
 DTYPE_CODES: dict[str, int] = {"float32": 0, "int32": 2, "uint8": 3, "int16": 7, "int8": 9}
 DTYPE_NAMES: dict[int, str] = {code: name for name, code in DTYPE_CODES.items()}
 DTYPE_BYTES: dict[str, int] = {name: modelfile.DTYPE_BYTES[name] for name in DTYPE_CODES}
+
+
+
+
+class Sensor(IntEnum):
+    """What CAPTURE_START asks for; 0 in a CAPTURE_STATUS reply means no capture."""
+
+    IMU = 1
+    MICROPHONE = 2
+
+
+@dataclass(frozen=True)
+class SampleFormat:
+    """One sensor's samples on the wire: `channels` values of `dtype` per sample."""
+
+    sensor: Sensor
+    kind: str  # the board profile's sensor kind: "imu", "microphone"
+    dtype: str
+    channels: int
+
+    @property
+    def sample_bytes(self) -> int:
+        return self.channels * DTYPE_BYTES[self.dtype]
+
+    @property
+    def samples_per_frame(self) -> int:
+        return (MAX_PAYLOAD_BYTES - SAMPLES_HEADER_BYTES) // self.sample_bytes
+
+
+SAMPLES_HEADER_BYTES = 5  # first sample index u32, sample count u8
+PCM_SAMPLE_RATE_HZ = 16000
+SAMPLE_FORMATS: dict[Sensor, SampleFormat] = {
+    Sensor.IMU: SampleFormat(Sensor.IMU, "imu", "float32", 6),
+    Sensor.MICROPHONE: SampleFormat(Sensor.MICROPHONE, "microphone", "int16", 1),
+}
+# The wire types of frames a device sends without being asked (a host keeps them apart from replies).
+UNASKED_TYPES = frozenset({MessageType.SAMPLES | RESPONSE_BIT})
+SENSOR_BY_KIND: dict[str, Sensor] = {f.kind: f.sensor for f in SAMPLE_FORMATS.values()}
 
 
 def dtype_constant(dtype_name: str) -> str:
@@ -347,11 +418,13 @@ class DeviceInfo:
     output: TensorSpec
     label_count: int = 0
     labels: tuple[str, ...] = field(default=())
+    app: str = ""  # the firmware app; "" from firmware older than the field
 
     def to_dict(self) -> dict:
         return {
             "protocol_version": self.protocol_version,
             "firmware_version": self.firmware_version,
+            "app": self.app,
             "board_id": self.board_id,
             "model_hash": self.model_hash,
             "arena_used_bytes": self.arena_used_bytes,
@@ -386,6 +459,10 @@ class PayloadReader:
         self._pos += length
         return text
 
+    @property
+    def remaining(self) -> int:
+        return len(self._data) - self._pos
+
     def rest(self) -> bytes:
         data = self._data[self._pos :]
         self._pos = len(self._data)
@@ -419,6 +496,7 @@ def pack_info(info: DeviceInfo) -> bytes:
         + pack_string(info.model_hash)
         + pack_tensor(info.input)
         + pack_tensor(info.output)
+        + pack_string(info.app)
     )
 
 
@@ -426,6 +504,7 @@ def unpack_info(payload: bytes) -> DeviceInfo:
     reader = PayloadReader(payload, "INFO")
     version, rx_buffer, arena, label_count = reader.take("BHIH")
     firmware, board, model_hash = reader.string(), reader.string(), reader.string()
+    tensor_in, tensor_out = _read_tensor(reader), _read_tensor(reader)
     return DeviceInfo(
         protocol_version=version,
         firmware_version=firmware,
@@ -433,9 +512,10 @@ def unpack_info(payload: bytes) -> DeviceInfo:
         model_hash=model_hash,
         arena_used_bytes=arena,
         rx_buffer_bytes=rx_buffer,
-        input=_read_tensor(reader),
-        output=_read_tensor(reader),
+        input=tensor_in,
+        output=tensor_out,
         label_count=label_count,
+        app=reader.string() if reader.remaining else "",
     )
 
 
@@ -467,6 +547,71 @@ def unpack_error(payload: bytes) -> DeviceErrorReply:
 
 def pack_error(status: Status, request_type: int) -> bytes:
     return struct.pack("<BB", status, request_type & 0xFF) + STATUS_TEXT[status].encode("ascii")
+
+
+@dataclass(frozen=True)
+class CaptureStarted:
+    """The CAPTURE_START reply: what the SAMPLES frames of this take carry."""
+
+    sensor: int
+    dtype: str
+    channels: int
+    samples_per_frame: int
+    rate_hz: float
+
+
+@dataclass(frozen=True)
+class CaptureStatus:
+    """The CAPTURE_STATUS and CAPTURE_STOP reply."""
+
+    sensor: int  # 0 when not capturing
+    samples: int  # counted since CAPTURE_START
+    lost: int  # samples the device could not keep
+
+
+@dataclass(frozen=True)
+class Samples:
+    """One SAMPLES frame: `values` has shape (count, channels)."""
+
+    first: int
+    values: np.ndarray
+
+
+def pack_capture_started(started: CaptureStarted) -> bytes:
+    return struct.pack("<BBBBf", started.sensor, DTYPE_CODES[started.dtype], started.channels, started.samples_per_frame, started.rate_hz)
+
+
+def unpack_capture_started(payload: bytes) -> CaptureStarted:
+    sensor, dtype, channels, per_frame, rate = PayloadReader(payload, "CAPTURE_START").take("BBBBf")
+    if dtype not in DTYPE_NAMES or channels < 1:
+        raise FrameError(f"the CAPTURE_START reply names dtype {dtype} with {channels} channels")
+    return CaptureStarted(sensor, DTYPE_NAMES[dtype], channels, per_frame, float(rate))
+
+
+def pack_capture_status(status: CaptureStatus) -> bytes:
+    return struct.pack("<BII", status.sensor, status.samples, status.lost)
+
+
+def unpack_capture_status(payload: bytes) -> CaptureStatus:
+    return CaptureStatus(*PayloadReader(payload, "CAPTURE_STATUS").take("BII"))
+
+
+def pack_samples(first: int, values: np.ndarray) -> bytes:
+    """A SAMPLES payload from (count, channels) values already of the wire dtype."""
+    return struct.pack("<IB", first & 0xFFFFFFFF, values.shape[0]) + values.astype(values.dtype.newbyteorder("<"), copy=False).tobytes()
+
+
+def unpack_samples(payload: bytes, started: CaptureStarted) -> Samples:
+    import numpy as np
+
+    reader = PayloadReader(payload, "SAMPLES")
+    first, count = reader.take("IB")
+    data = reader.rest()
+    size = DTYPE_BYTES[started.dtype] * started.channels
+    if len(data) != count * size:
+        raise FrameError(f"a SAMPLES frame says {count} samples but holds {len(data)} bytes")
+    values = np.frombuffer(data, dtype=np.dtype(started.dtype).newbyteorder("<")).reshape(count, started.channels)
+    return Samples(int(first), values.astype(started.dtype))
 
 
 def input_chunk_bytes(rx_buffer_bytes: int) -> int:
@@ -506,6 +651,7 @@ def render_c_header() -> str:
         "kInputChunkHeaderBytes": INPUT_CHUNK_HEADER_BYTES,
         "kOutputChunkHeaderBytes": OUTPUT_CHUNK_HEADER_BYTES,
         "kInvokeReplyHeaderBytes": INVOKE_REPLY_HEADER_BYTES,
+        "kSamplesHeaderBytes": SAMPLES_HEADER_BYTES,
     }
     lines += [f"constexpr size_t {name} = {value};" for name, value in limits.items()]
     lines += [
@@ -518,6 +664,16 @@ def render_c_header() -> str:
     lines += [f"constexpr uint8_t kMsg{_camel(m.name)} = 0x{m.value:02X};" for m in MessageType]
     lines += ["", "// status codes of an ERROR reply"]
     lines += [f"constexpr uint8_t kStatus{_camel(s.name)} = {s.value};" for s in Status]
+    lines += ["", "// capture: sensor codes and the format of each one's samples"]
+    lines += [f"constexpr uint8_t kSensor{_camel(s.name)} = {s.value};" for s in Sensor]
+    for fmt in SAMPLE_FORMATS.values():
+        name = _camel(fmt.sensor.name)
+        lines += [
+            f"constexpr uint8_t k{name}Dtype = {DTYPE_CODES[fmt.dtype]};  // {fmt.dtype}",
+            f"constexpr uint8_t k{name}Channels = {fmt.channels};",
+            f"constexpr uint8_t k{name}SamplesPerFrame = {fmt.samples_per_frame};",
+        ]
+    lines += [f"constexpr uint32_t kPcmSampleRateHz = {PCM_SAMPLE_RATE_HZ};"]
     lines += ["", "// tensor dtype codes (TFLite TensorType numbers)"]
     lines += [f"constexpr uint8_t {dtype_constant(name)} = {code};" for name, code in DTYPE_CODES.items()]
     lines += ["", "inline const char* status_text(uint8_t status) {", "  switch (status) {"]

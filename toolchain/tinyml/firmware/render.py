@@ -89,7 +89,7 @@ class ProjectFiles:
 
 def generate_project_files(
     board: BoardProfile,
-    model_bytes: bytes,
+    model_bytes: bytes | None,
     *,
     labels: Sequence[str] | None = None,
     app: str = DEFAULT_APP,
@@ -98,13 +98,20 @@ def generate_project_files(
 ) -> ProjectFiles:
     """Every file of the project; checks all, writes nothing. `device_arena_bytes` is the arena
     the board's own library used for this model (measured on the emulated board): the firmware
-    then declares exactly that, instead of inspect's estimate from the host runtime."""
+    then declares exactly that, instead of inspect's estimate from the host runtime. `model_bytes`
+    is None for an app that runs no model."""
     from tinyml.model.inspect import ARENA_ALIGNMENT, check_fits, inspect_model, round_up
 
     board.check_firmware()
     app_spec = load_app(app)
     sensors = app_sensors(board, app_spec)
     check_labels(app_spec, labels)
+    if not app_spec.needs_model:
+        if model_bytes is not None:
+            raise InputError(f"the {app_spec.name} app runs no model", "leave out --model")
+        return _modelless_project(board, app_spec, sensors, app_context)
+    if model_bytes is None:
+        raise InputError(f"the {app_spec.name} app runs a model, and none was given", "pass --model MODEL.tflite")
     model_data = generate_model_data(model_bytes, name=MODEL_NAME, labels=labels)
     log.info("inspecting the model for %s", board.id)
     report = inspect_model(model_bytes, board)
@@ -145,17 +152,33 @@ def generate_project_files(
     )
 
 
-def _project_files(board: BoardProfile, app: AppSpec, model_data: ModelData, context: Mapping[str, Any]) -> dict[str, bytes]:
+def _modelless_project(board: BoardProfile, app: AppSpec, sensors: Mapping[str, Any], app_context: Mapping[str, Any] | None) -> ProjectFiles:
+    """The project of an app that runs no model: no TFLM, no model data, nothing to inspect."""
+    context = {"version": __version__, "board": board, "pio": board.platformio, "sensors": sensors, "app": app, "app_context": dict(app_context or {})}
+    return ProjectFiles(
+        files=_project_files(board, app, None, context),
+        record=ProjectRecord(board=board.id, app=app.name, model_hash=""),
+        arena_bytes=0,
+        resolver_methods=(),
+    )
+
+
+# The project templates that exist only for a model (an app with needs_model = false skips them).
+MODEL_TEMPLATES = frozenset({"tflm_model_runner.h.j2"})
+
+
+def _project_files(board: BoardProfile, app: AppSpec, model_data: ModelData | None, context: Mapping[str, Any]) -> dict[str, bytes]:
     """platformio.ini, the model data, the protocol header, common/, the project's and the app's templates."""
     templates = templates_dir()
     files: dict[str, bytes] = {"platformio.ini": platformio_ini(board, app).encode("utf-8")}
-    files["src/" + model_data.header_name] = model_data.header_text.encode("utf-8")
-    files["src/" + model_data.source_name] = model_data.source_text.encode("utf-8")
+    if model_data is not None:
+        files["src/" + model_data.header_name] = model_data.header_text.encode("utf-8")
+        files["src/" + model_data.source_name] = model_data.source_text.encode("utf-8")
     files["src/tinyml_protocol.h"] = protocol.render_c_header().encode("utf-8")
     for source in sorted((templates / "common").iterdir()):
         if source.is_file():
             files["src/" + source.name] = source.read_bytes()
-    files.update(_render_folder(templates / "project" / "src", context, "src/"))
+    files.update(_render_folder(templates / "project" / "src", context, "src/", skip=set() if model_data is not None else MODEL_TEMPLATES))
     files.update(_render_folder(app.directory, context, "src/", skip={MANIFEST_FILE}))
     files[".gitignore"] = b".pio/\n.emulator/\n"  # PlatformIO's build, and the emulated board's (tinyml emulate)
     return files
@@ -185,7 +208,7 @@ def _render_folder(folder: Path, context: Mapping[str, Any], prefix: str, skip: 
 
 def render_project(
     board: BoardProfile | str,
-    model: str | Path | bytes,
+    model: str | Path | bytes | None,
     out_dir: str | Path,
     *,
     labels: Sequence[str] | None = None,
@@ -195,10 +218,13 @@ def render_project(
     progress: Callable[[int, int], None] | None = None,
     device_arena_bytes: int | None = None,
 ) -> RenderResult:
-    """Render the PlatformIO project for `model` on `board` into out_dir (see the module doc).
+    """Render the PlatformIO project for `model` on `board` into out_dir (see the module doc); no model for an app that runs none.
     `device_arena_bytes`: the arena measured on the device (see generate_project_files)."""
     board = get_board(board) if isinstance(board, str) else board
-    model_bytes = bytes(model) if isinstance(model, (bytes, bytearray, memoryview)) else read_model_bytes(model)
+    if model is None:
+        model_bytes = None
+    else:
+        model_bytes = bytes(model) if isinstance(model, (bytes, bytearray, memoryview)) else read_model_bytes(model)
     project_dir = Path(out_dir)
     check_output_folder(project_dir)  # before the model is inspected, which takes a while
     project = generate_project_files(board, model_bytes, labels=labels, app=app, app_context=app_context, device_arena_bytes=device_arena_bytes)

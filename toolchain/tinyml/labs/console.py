@@ -33,6 +33,7 @@ def lab_argument_parser(module: str, description: str, *, default_out: str, defa
         default="virtual",
         help="serial port of a flashed board; 'emulator' for the emulated board (the firmware on QEMU, library from $TINYML_TFLM_LIBRARY); 'virtual' (default) for the virtual board (the model in TFLM)",
     )
+    parser.add_argument("--data", metavar="DIR", help="train on a dataset you recorded with `tinyml capture` instead of the shipped one")
     parser.add_argument("--epochs", type=positive_int, default=default_epochs, help=f"training epochs (default: {default_epochs})")
     parser.add_argument("--limit", type=positive_int, default=None, help="validate on at most this many test samples (default: all)")
     parser.add_argument("--force", action="store_true", help="write into --out even if it holds other files")
@@ -51,7 +52,15 @@ def lab_main(
     return run_lab_command(
         args,
         lambda progress, on_stage: run_lab(
-            args.out, epochs=args.epochs, board=args.board, port=args.port, validate_limit=args.limit, force=args.force, progress=progress, on_stage=on_stage
+            args.out,
+            epochs=args.epochs,
+            board=args.board,
+            port=args.port,
+            validate_limit=args.limit,
+            force=args.force,
+            progress=progress,
+            on_stage=on_stage,
+            dataset=args.data,
         ),
     )
 

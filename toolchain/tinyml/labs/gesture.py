@@ -14,6 +14,7 @@ come from `tinyml.features.imu.ImuWindowSpec`, and the model is a small CNN with
 Conv2D kernels, so that TFMOT's quantization-aware training accepts it.
 
 Run it: `python -m tinyml.labs.gesture --out runs/gesture` (the virtual board by default).
+On the students' own recordings: `--data DIR` (a `tinyml capture` dataset, tinyml.labs.captured).
 """
 
 from __future__ import annotations
@@ -157,12 +158,18 @@ def run_gesture_lab(
     force: bool = False,
     progress: Progress | None = None,
     on_stage: Callable[[str, str], None] | None = None,
+    dataset: str | Path | None = None,
 ) -> LabResult:
-    """The whole lab: data, windows, training, then `tinyml.deploy` with the gesture firmware app."""
+    """The whole lab: data (seglearn's, or a recorded `dataset`), windows, training, then `tinyml.deploy` with the gesture app."""
     out_dir = Path(out)
     prepare_out_dir(out_dir, "gesture", force)
     with lab_stage(on_stage, "data"):
-        data = load_gesture_data(spec)
+        if dataset is not None:
+            from tinyml.labs.captured import captured_gesture_data
+
+            data = captured_gesture_data(dataset, spec)
+        else:
+            data = load_gesture_data(spec)
         log.info("%d training windows (subjects %s), %d test windows (subjects %s)", len(data.train), data.train_subjects, len(data.test), data.test_subjects)
     with lab_stage(on_stage, "train"):
         model = train_gesture_model(data, epochs=epochs, seed=seed, progress=progress)

@@ -6,13 +6,14 @@ bins per second); the board computes the same features in C++ rendered from the 
 Model: a small CNN (two Conv2D with pooling, one dense layer), int8.
 
 Run it: `python -m tinyml.labs.keyword_spotting --out runs/kws` (the virtual board by default).
+On the students' own recordings: `--data DIR` (a `tinyml capture` dataset, tinyml.labs.captured).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -102,12 +103,20 @@ def run_kws_lab(
     force: bool = False,
     progress: Progress | None = None,
     on_stage: Callable[[str, str], None] | None = None,
+    dataset: str | Path | None = None,
 ) -> LabResult:
-    """The whole lab: synthesise, log-mel, train, then `tinyml.deploy` with the kws firmware app."""
+    """The whole lab: synthesise (or read a recorded `dataset`), log-mel, train, then `tinyml.deploy` with the kws app."""
     out_dir = Path(out)
     prepare_out_dir(out_dir, "keyword_spotting", force)
     with lab_stage(on_stage, "data"):
-        data = load_kws_data(out_dir / "speech_clips.npz", settings, spec, progress=progress)
+        if dataset is not None:
+            from tinyml.labs.captured import captured_kws_data, silence_label
+
+            data = captured_kws_data(dataset, spec)
+            if recognizer == DEFAULT_RECOGNIZER:
+                recognizer = replace(recognizer, silence_label=silence_label(data.labels))
+        else:
+            data = load_kws_data(out_dir / "speech_clips.npz", settings, spec, progress=progress)
         log.info("%d training clips, %d test clips (held-out speakers %s)", len(data.train), len(data.test), data.clips.test_speakers)
     with lab_stage(on_stage, "train"):
         model = train_kws_model(data, epochs=epochs, seed=seed, progress=progress)

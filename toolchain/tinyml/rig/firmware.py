@@ -50,7 +50,7 @@ def firmware_hash(files: dict[str, bytes]) -> str:
 
 
 def library_hash(profile: BoardProfile) -> str:
-    return hashlib.sha256(profile.tflm_library.encode()).hexdigest()[:16]
+    return hashlib.sha256(profile.library.lib_deps.encode()).hexdigest()[:16]
 
 
 def build_for_profile(profile_id: str, model_bytes: bytes, out_dir: Path, labels: list[str] | None, on_line: Callable[[str], None] | None = None) -> BuiltFirmware:
