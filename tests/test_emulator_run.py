@@ -1,10 +1,7 @@
 """The rendered firmware on the emulated board: `tinyml emulate` serves it on socket://,
-`tinyml validate` checks it there, `deploy --port emulator` runs every stage on it, and the
-gesture app classifies a replayed IMU recording on its live path.
-
-What the pinned library computes is not yet what the host reference computes (issue 11: its
-per-channel FULLY_CONNECTED and MEAN): these tests assert what is true today, the exactness
-is printed, not required.
+`tinyml validate` checks it there against the board's library built for the host (exactly),
+`deploy --port emulator` runs every stage on it, and the gesture and kws apps run their live
+paths on replayed recordings. Exactness op by op is test_board_truth.py's.
 """
 
 from __future__ import annotations
@@ -53,7 +50,10 @@ def test_emulate_serves_validate_and_stops_on_ctrl_c(emulator_library, int8_mode
         url = _read_until(process, "port: ", timeout=30)
         assert url.startswith("socket://127.0.0.1:")
         report_dir = tmp_path / "report"
-        code = tinyml.main(["validate", "--port", url, "--model", str(int8_models["conv2d"]), "--data", str(conv2d_data), "--report", str(report_dir), "--target", f"emulated board: {target}"])
+        code = tinyml.main(
+            ["validate", "--port", url, "--model", str(int8_models["conv2d"]), "--data", str(conv2d_data), "--report", str(report_dir), "--target", f"emulated board: {target}",
+             "--library", str(emulator_library.path), "--min-exact", "1.0"]
+        )  # fmt: skip
         assert code == 0
     finally:
         process.send_signal(signal.SIGINT)
@@ -64,10 +64,8 @@ def test_emulate_serves_validate_and_stops_on_ctrl_c(emulator_library, int8_mode
     report = json.loads((report_dir / "report.json").read_text())
     assert report["target"].startswith("emulated board: mps2-an386 Cortex-M4F, QEMU, library Arduino_TensorFlowLite")
     assert report["samples"] == SAMPLES
-    # Measured today (pinned library, per-channel FULLY_CONNECTED): about 92% of elements exact,
-    # at most 1 LSB apart, the same class. Issue 11 makes this 100%.
-    assert report["device_vs_reference"]["max_abs_lsb"] <= 2
-    assert report["device_vs_reference"]["top1_agreement"] >= 0.9
+    assert report["reference"]["kind"] == "board_library"
+    assert report["verdict"]["exact_match"] == 1.0 and report["verdict"]["max_abs_lsb"] == 0
     assert report["latency_us"]["p50"] > 0
     print(f"conv2d on the emulated board: {report['device_vs_reference']['exact_match']:.2%} exact vs the host reference")
 
@@ -77,7 +75,7 @@ def test_deploy_on_the_emulated_board_measures_arena_memory_and_instructions(emu
 
     sockets = open_sockets()
     out = tmp_path / "deploy"
-    result = deploy(int8_models["conv2d"], board="nano33ble_sense", out=out, eval_data=conv2d_data, port="emulator", library=emulator_library.path, validate_limit=8, min_exact=None)
+    result = deploy(int8_models["conv2d"], board="nano33ble_sense", out=out, eval_data=conv2d_data, port="emulator", library=emulator_library.path, validate_limit=8)
     assert result.target.startswith("emulated board: mps2-an386")
     flashed = result.stage("flash").facts
     arena = flashed["arena"]
@@ -90,6 +88,7 @@ def test_deploy_on_the_emulated_board_measures_arena_memory_and_instructions(emu
     assert flashed["memory"]["tflm_app_model_flash_bytes"] > 50_000
     validated = result.stage("validate").facts
     assert validated["target"] == result.target
+    assert validated["reference"]["kind"] == "board_library" and validated["verdict"]["exact_match"] == 1.0
     assert validated["device"]["arena_used_bytes"] == arena["measured_on_device_bytes"]
     # -icount shift=0: one instruction per virtual nanosecond.
     assert validated["emulator"]["instructions_per_inference"] == round(validated["latency_us"]["p50"] * 1000)

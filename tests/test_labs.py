@@ -70,6 +70,31 @@ def test_kws_lab_end_to_end(kws_lab: LabResult) -> None:
     _check_lab(kws_lab, KWS_FLOOR)
 
 
+@pytest.mark.parametrize(("lab_fixture", "app"), [("gesture_lab", "gesture"), ("kws_lab", "kws")])
+def test_the_lab_validates_exactly_on_the_emulated_board(lab_fixture: str, app: str, request: pytest.FixtureRequest, emulator_library, pinned_host_library, tmp_path: Path) -> None:
+    """Issue 11's "done when": the lab's own model, in the lab's app firmware built against the
+    pinned library, on the emulated Cortex-M4, 100% exact against the tool's reference."""
+    from tinyml.deploy import deploy
+
+    lab: LabResult = request.getfixturevalue(lab_fixture)
+    result = deploy(
+        lab.out_dir / "deploy" / "model_int8.tflite",
+        board=get_board("nano33ble_sense").id,
+        out=tmp_path / "emulated",
+        eval_data=lab.out_dir / "test.npz",
+        labels=lab.out_dir / "labels.txt",
+        app=app,
+        port="emulator",
+        library=emulator_library.path,
+        validate_limit=40,
+    )
+    report = result.validation
+    assert result.target.startswith("emulated board: mps2-an386")
+    assert report.reference["kind"] == "board_library" and report.verdict is report.device_vs_board_library
+    assert report.verdict.exact_match == 1.0 and report.verdict.samples_exact == 1.0, f"{report.verdict.exact_match:.1%} exact, max {report.verdict.max_abs_lsb} LSB"
+    assert report.passed
+
+
 def test_gesture_data_is_split_by_subject_in_board_units() -> None:
     from tinyml.labs.gesture import load_gesture_data, load_recordings
 

@@ -3,8 +3,8 @@
 Each virtual board is a real child process (`tinyml virtual-board`) on its own pty, so a board
 that is killed is unplugged for real. The faults: a wrong kernel (--skew-every), garbage on the
 line (noise), a board that never answers (a TCP port that accepts and stays silent), a board
-unplugged mid-run, an emulator entry that is not available, and slow or resetting boards that
-must still pass.
+unplugged mid-run, an emulated board whose library cannot be found, and slow or resetting
+boards that must still pass. Then an emulated board that runs: the real firmware on QEMU.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ SIXTEEN = {
     "garbage": ("virtual = { noise = 0.5, seed = 3 }", "error", "answered"),
     "unplugged": ("virtual = {}", "error", ""),
     "silent": ("port = \"{silent}\"", "error", "answered"),
-    "emulated": ("emulator = {}", "error", "emulated boards"),
+    "emulated": ("emulator = {}", "error", "TFLM library source was not found"),
 }
 
 
@@ -256,3 +256,19 @@ def test_a_full_disk_on_one_board_is_that_boards_error_and_it_resumes(model: Pat
     monkeypatch.setattr(validate, "validate_device", real)  # space freed
     again = run_rig(rig, model, data, limit=5, link_options=FAST_LINK)
     assert again.run_id == result.run_id and again.kept == ["b1"] and again.results["b2"].verdict == "pass"
+
+
+@pytest.mark.timeout(900)
+def test_an_emulated_board_and_a_virtual_board_are_judged_against_the_boards_library(model: Path, data: Path, tmp_path: Path, emulator_library) -> None:
+    """With the library found, the emulated board runs the real firmware on it, the virtual board
+    runs it built for the host, and both are exact against it; no QEMU outlives the run."""
+    from emulator_helpers import qemu_processes
+
+    rig_path = tmp_path / "rig.toml"
+    rig_path.write_text('[boards.emu]\nprofile = "nano33ble_sense"\nemulator = {}\n\n[boards.virt]\nprofile = "nano33ble_sense"\nvirtual = {}\n', encoding="utf-8")
+    result = run_rig(rig_path, model, data, library=emulator_library.path, limit=12)
+    verdicts = {name: (r.verdict, r.reason) for name, r in result.results.items()}
+    assert verdicts == {"emu": ("pass", "passed"), "virt": ("pass", "passed")}
+    assert result.results["emu"].port.startswith("socket://127.0.0.1:")
+    assert result.results["emu"].firmware_hash and result.results["emu"].library_hash and result.results["virt"].library_hash
+    assert qemu_processes(tmp_path) == []
