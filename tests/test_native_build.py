@@ -52,6 +52,23 @@ def test_the_key_changes_with_any_file_byte_or_setting(tmp_path):
     assert native_build.content_key(files, ["-O1"]) != key
 
 
+def test_the_key_does_not_change_with_where_the_repository_is(tmp_path):
+    """One library, and the same support code in two checkouts whose paths sort before and after
+    the library's: one cache entry, not a rebuild of minutes per checkout."""
+    library = tmp_path / "lib" / "src"
+    library.mkdir(parents=True)
+    (library / "kernel.cc").write_text("int kernel;")
+
+    def key_with_support_in(checkout: Path) -> str:
+        support = checkout / "include"
+        support.mkdir(parents=True)
+        (support / "Arduino.h").write_text("#define ARDUINO 1")
+        files = [(library, p) for p in native_build.files_under(library)] + [(support, p) for p in native_build.files_under(support)]
+        return native_build.content_key(files, ["-Os"])
+
+    assert key_with_support_in(tmp_path / "a") == key_with_support_in(tmp_path / "z")  # "a" < "lib" < "z"
+
+
 def test_the_first_compile_error_is_raised_with_the_file(tmp_path):
     gcc = require_tool("gcc")
     good, bad = tmp_path / "good.c", tmp_path / "bad.c"

@@ -53,9 +53,14 @@ def compiler_identity(program: str) -> str:
 
 def content_key(files: Iterable[tuple[Path, Path]], settings: object) -> str:
     """A hash of files (each given as (root, path), hashed by its path below root and its bytes)
-    and of any JSON-serialisable settings: flags, compiler versions, exclusions."""
+    and of any JSON-serialisable settings: flags, compiler versions, exclusions.
+
+    The roots keep the order they are given in, never that of their absolute paths: the key
+    must not change with where the repository or the library is checked out."""
+    files = list(files)
+    root_order = {root: i for i, root in reversed(list(enumerate(root for root, _ in files)))}
     digest = hashlib.sha256()
-    for root, path in sorted(files, key=lambda pair: (str(pair[0]), str(pair[1]))):
+    for root, path in sorted(files, key=lambda pair: (root_order[pair[0]], pair[1].relative_to(pair[0]).as_posix())):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
