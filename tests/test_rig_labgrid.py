@@ -169,12 +169,14 @@ BESIDE_THE_PLACES = {
     **{f"twin-{i}": ("virtual = {}", "pass") for i in range(9)},
     "twin-skew": ("virtual = { skew_every = 3 }", "fail"),
     "twin-noise": ("virtual = { noise = 0.5 }", "error"),
-    "emulated": ("emulator = {}", "error"),
+    "emulated": ("emulator = {}", "pass"),  # the real firmware on QEMU, built against the pinned library
 }
 
 
 @pytest.mark.timeout(400)
-def test_sixteen_boards_some_behind_labgrid_each_get_the_right_verdict_and_places_are_released(lab: Lab, int8_models: dict[str, Path], data: Path, tmp_path: Path) -> None:
+def test_sixteen_boards_some_behind_labgrid_each_get_the_right_verdict_and_places_are_released(
+    lab: Lab, int8_models: dict[str, Path], data: Path, tmp_path: Path, emulator_library
+) -> None:
     assert lab.client("-p", "bench-3", "acquire", user="someone-else").returncode == 0
     assert lab.client("-p", "bench-1", "acquire", user="someone-else").returncode == 0
     releaser = threading.Timer(4.0, lambda: lab.client("-p", "bench-1", "release", user="someone-else"))
@@ -187,7 +189,7 @@ def test_sixteen_boards_some_behind_labgrid_each_get_the_right_verdict_and_place
     })
     releaser.start()
     try:
-        result = run_rig(rig, int8_models["dense"], data, link_options=FAST_LINK)
+        result = run_rig(rig, int8_models["dense"], data, link_options=FAST_LINK, library=emulator_library.path)
     finally:
         releaser.cancel()
     verdicts = {name: r.verdict for name, r in result.results.items()}
@@ -201,7 +203,7 @@ def test_sixteen_boards_some_behind_labgrid_each_get_the_right_verdict_and_place
     assert "someone-else" in lab.holder("bench-3")
     # Once they let go, a second run resumes only the boards that did not finish.
     assert lab.client("-p", "bench-3", "release", user="someone-else").returncode == 0
-    again = run_rig(rig, int8_models["dense"], data, link_options=FAST_LINK)
+    again = run_rig(rig, int8_models["dense"], data, link_options=FAST_LINK, library=emulator_library.path)
     assert set(again.kept) == {name for name, verdict in expected.items() if verdict in ("pass", "fail")}
     assert again.results["lab-3"].verdict == "pass" and again.results["twin-noise"].verdict == "error"
     assert lab.holder("bench-3") in ("", "None")
