@@ -132,3 +132,48 @@ def test_kws_app_hears_a_replayed_recording_to_its_end(emulator_library, int8_mo
     # The app kept up with the microphone (no buffer left unread) until the recording ended.
     assert "the audio recording ended" in emulator.board.notices
     assert not any("did not read the last microphone buffer" in notice for notice in emulator.board.notices)
+
+
+def _replayed_slice(recording: np.ndarray, take: np.ndarray) -> np.ndarray:
+    """The stretch of the (looping) recording that `take` must equal: found by its first rows."""
+    width = min(16, len(take))
+    for start in np.flatnonzero((recording.reshape(len(recording), -1) == take[0].reshape(1, -1)).all(axis=1)):
+        stretch = recording[(start + np.arange(len(take))) % len(recording)]
+        if np.array_equal(stretch[:width], take[:width]):
+            return stretch
+    raise AssertionError("the take does not start anywhere in the recording")
+
+
+def test_capture_on_the_emulated_board_writes_back_exactly_what_its_sensors_replayed(emulator_library, tmp_path: Path) -> None:
+    """Issue 14: the capture firmware, built for the emulated board, streams the replayed IMU and
+    microphone recordings; `tinyml capture` must write back exactly those samples, at their rate."""
+    import wave
+
+    from tinyml.device.capture import CaptureSettings, record_session
+    from tinyml.features import recordings
+    from tinyml.firmware.boards import get_board
+    from tinyml.firmware.render import render_project
+
+    board = get_board("nano33ble_sense")
+    imu_rate = float(board.sensors["imu"].sample_rate_hz)
+    render_project(board, None, tmp_path / "project", app="capture")
+    rng = np.random.default_rng(4)
+    # The emulated sensors play their recordings once, from boot: long enough for every take.
+    imu = rng.normal(0.0, 1.0, (int(60 * imu_rate), 6)).astype(np.float32) * np.float32([0.5, 0.5, 0.5, 100, 100, 100])
+    pcm = rng.integers(-20000, 20000, 16000 * 30).astype("<i2")
+    audio = tmp_path / "words.wav"
+    with wave.open(str(audio), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(16000)
+        wav.writeframes(pcm.tobytes())
+    with start_emulator(tmp_path / "project", emulator_library, recordings=Recordings(imu, imu_rate, audio)) as emulator:
+        words = record_session(emulator.url, tmp_path / "words", CaptureSettings("yes", "ann", sensor="microphone", seconds=8, takes=1, countdown_s=0))
+        moves = record_session(emulator.url, tmp_path / "moves", CaptureSettings("wave", "ann", seconds=12, takes=2, countdown_s=0))
+        emulator.board.check()
+    assert moves.lost == [] and words.lost == [] and moves.rate_hz == imu_rate
+    takes = [*recordings.iter_takes(tmp_path / "moves"), *recordings.iter_takes(tmp_path / "words")]
+    assert [(t.kind, t.samples, t.board) for t in takes] == [("imu", int(12 * imu_rate), board.id)] * 2 + [("microphone", 8 * 16000, board.id)]
+    for take in takes:
+        data = recordings.load_take(take)
+        assert np.array_equal(data, _replayed_slice(imu if take.kind == "imu" else pcm, data)), take.path

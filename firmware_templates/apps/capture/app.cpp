@@ -31,20 +31,24 @@ uint32_t seen_takes = 0;
 
 #if TINYML_CAPTURE_IMU
 bool imu_ready = false;
-uint32_t next_sample_us = 0;
-// The newest reading; the IMU runs at about the tick rate, so each tick takes the newest.
-float latest[6] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+float sample[6] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
 
+// One streamed sample per IMU sample: the sensor's own clock paces the take. (A timer of the
+// board's beside it drifts against the sensor's, and then takes a sample twice or skips one.)
+// The IMU library queues samples (the LSM9DS1's FIFO holds 32), so a slow serial write loses
+// nothing unless it outlasts the queue.
 void capture_imu(tinyml::ProtocolServer& server) {
-  if (IMU.accelerationAvailable()) IMU.readAcceleration(latest[0], latest[1], latest[2]);
-  if (IMU.gyroscopeAvailable()) IMU.readGyroscope(latest[3], latest[4], latest[5]);
-  const uint32_t now = micros();
-  if (static_cast<int32_t>(now - next_sample_us) < 0) return;
-  // Ticks the loop missed (a slow serial write) are samples lost, and the host is told.
-  const uint32_t missed = (now - next_sample_us) / tinyml::kImuPeriodUs;
-  next_sample_us += (missed + 1) * tinyml::kImuPeriodUs;
-  session.lose(server, missed);
-  session.push_imu(server, latest);
+  while (IMU.accelerationAvailable() && IMU.gyroscopeAvailable()) {
+    IMU.readAcceleration(sample[0], sample[1], sample[2]);
+    IMU.readGyroscope(sample[3], sample[4], sample[5]);
+    session.push_imu(server, sample);
+  }
+}
+
+// At a take's start: what the IMU queued before it belongs to no take.
+void drop_queued_imu_samples() {
+  while (IMU.accelerationAvailable()) IMU.readAcceleration(sample[0], sample[1], sample[2]);
+  while (IMU.gyroscopeAvailable()) IMU.readGyroscope(sample[3], sample[4], sample[5]);
 }
 #endif
 
@@ -110,7 +114,7 @@ void app_loop(tinyml::ProtocolServer& server, tinyml::ModelRunner& runner) {
   const bool new_take = session.takes() != seen_takes;
   seen_takes = session.takes();
 #if TINYML_CAPTURE_IMU
-  if (new_take) next_sample_us = micros();
+  if (new_take && imu_ready) drop_queued_imu_samples();
   if (imu_ready && session.sensor() == tinyml::kSensorImu) capture_imu(server);
 #endif
 #if TINYML_CAPTURE_MICROPHONE

@@ -58,27 +58,40 @@ void ImuReplay::end() {
   file_ = -1;
   elapsed_us_ = 0;
   loaded_ = -1;
-  acceleration_read_ = -1;
-  gyroscope_read_ = -1;
+  acceleration_next_ = 0;
+  gyroscope_next_ = 0;
   ended_ = false;
 }
 
-int32_t ImuReplay::due_sample() {
-  if (file_ < 0) return -1;
+int32_t ImuReplay::due_samples() {
+  if (file_ < 0) return 0;
   const uint32_t now = micros();
   elapsed_us_ += now - last_us_;
   last_us_ = now;
-  const uint64_t sample = static_cast<uint64_t>(static_cast<double>(elapsed_us_) * sample_rate_hz_ / 1e6);
-  if (sample >= static_cast<uint64_t>(samples_)) {
+  // Sample n falls due n sample periods after begin(): sample 0 at once.
+  const uint64_t due = static_cast<uint64_t>(static_cast<double>(elapsed_us_) * sample_rate_hz_ / 1e6) + 1;
+  if (due > static_cast<uint64_t>(samples_)) {
     if (!ended_) {
       ended_ = true;
       char line[80];
       snprintf(line, sizeof(line), "the IMU recording ended after %ld samples", static_cast<long>(samples_));
       emulator_notice(line, false);
     }
-    return -1;
+    return samples_;
   }
-  return static_cast<int32_t>(sample);
+  return static_cast<int32_t>(due);
+}
+
+int32_t ImuReplay::queued(int32_t& next) {
+  const int32_t due = due_samples();
+  if (due - next > kFifoSamples) next = due - kFifoSamples;  // the FIFO overwrote the oldest
+  return due - next;
+}
+
+bool ImuReplay::take(int32_t& next) {
+  if (queued(next) <= 0 || !load(next)) return false;
+  ++next;
+  return true;
 }
 
 bool ImuReplay::load(int32_t sample) {
@@ -91,30 +104,20 @@ bool ImuReplay::load(int32_t sample) {
   return true;
 }
 
-int ImuReplay::accelerationAvailable() {
-  const int32_t sample = due_sample();
-  return sample >= 0 && sample != acceleration_read_;
-}
+int ImuReplay::accelerationAvailable() { return queued(acceleration_next_); }
 
 int ImuReplay::readAcceleration(float& x, float& y, float& z) {
-  const int32_t sample = due_sample();
-  if (sample < 0 || !load(sample)) return 0;
-  acceleration_read_ = sample;
+  if (!take(acceleration_next_)) return 0;
   x = frame_[0];
   y = frame_[1];
   z = frame_[2];
   return 1;
 }
 
-int ImuReplay::gyroscopeAvailable() {
-  const int32_t sample = due_sample();
-  return sample >= 0 && sample != gyroscope_read_;
-}
+int ImuReplay::gyroscopeAvailable() { return queued(gyroscope_next_); }
 
 int ImuReplay::readGyroscope(float& x, float& y, float& z) {
-  const int32_t sample = due_sample();
-  if (sample < 0 || !load(sample)) return 0;
-  gyroscope_read_ = sample;
+  if (!take(gyroscope_next_)) return 0;
   x = frame_[3];
   y = frame_[4];
   z = frame_[5];

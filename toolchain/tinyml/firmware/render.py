@@ -160,6 +160,7 @@ def _modelless_project(board: BoardProfile, app: AppSpec, sensors: Mapping[str, 
         record=ProjectRecord(board=board.id, app=app.name, model_hash=""),
         arena_bytes=0,
         resolver_methods=(),
+        estimated_arena_bytes=0,
     )
 
 
