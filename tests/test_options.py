@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinyml.cli import build_parser
-from tinyml.cli.options import fraction, non_negative_float, positive_float, positive_int, probability
+from tinyml.cli.options import finite_float, fraction, non_negative_float, non_negative_int, positive_float, positive_int, probability
 
 # Options a bare int or float may take: every seed is meaningful, and the sparsity's open
 # interval (0, 1) is checked by OptimizeSettings, whose message names it (nan included).
@@ -24,6 +24,8 @@ UNCHECKED_BY_THE_PARSER = {("virtual-board", "--seed"), ("optimize", "--prune"),
 NOT_NUMBERS = st.sampled_from(["nan", "inf", "-inf", "", "ten", "1e999", "0x10"])
 BAD_VALUES = {
     positive_int: st.integers(max_value=0).map(str) | st.floats(allow_nan=False, allow_infinity=False).filter(lambda v: v != int(v)).map(repr) | NOT_NUMBERS,
+    non_negative_int: st.integers(max_value=-1).map(str) | st.floats(allow_nan=False, allow_infinity=False).filter(lambda v: v != int(v)).map(repr) | NOT_NUMBERS,
+    finite_float: NOT_NUMBERS,
     positive_float: st.floats(max_value=0).map(repr) | NOT_NUMBERS,
     non_negative_float: st.floats(max_value=0, exclude_max=True).map(repr) | NOT_NUMBERS,
     fraction: (st.floats(max_value=0, exclude_max=True) | st.floats(min_value=1, exclude_min=True)).map(repr) | NOT_NUMBERS,

@@ -270,7 +270,7 @@ def _app_context(s: _Settings) -> dict[str, Any]:
 def _stage_flash(run: _Run) -> dict[str, Any]:
     s = run.settings
     if s.port == VIRTUAL_PORT:
-        return {"port": VIRTUAL_PORT, "target": VIRTUAL_TARGET, "note": "no board: the validate stage starts a virtual board that runs the model in TFLM, not the firmware"}
+        return {"port": VIRTUAL_PORT, "target": VIRTUAL_TARGET, "note": "no board: the validate stage starts a virtual board that runs the model on the host, not the firmware"}
     if s.port == EMULATOR_PORT:
         from tinyml.device.emulator.measure import build_and_measure
 

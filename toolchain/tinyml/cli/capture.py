@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from collections import deque
 
+from tinyml.cli.options import finite_float, non_negative_int, positive_float, positive_int
+
 SPARK = "▁▂▃▄▅▆▇█"
 PLOT_WIDTH = 60
 METER_WIDTH = 30
@@ -21,10 +23,10 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     parser.add_argument("--out", default="dataset", metavar="DIR", help="the dataset folder (default: dataset)")
     parser.add_argument("--student", default=None, help="who performs the takes; the labs hold out whole students (default: your login name)")
     parser.add_argument("--sensor", choices=("auto", "imu", "microphone"), default="auto", help="what to record (default: auto, the IMU if the board has one)")
-    parser.add_argument("--seconds", type=float, default=None, help="length of a take (default: 2 for the IMU, 1 for the microphone)")
-    parser.add_argument("--takes", type=int, default=5, help="how many takes (default: 5)")
-    parser.add_argument("--trigger", type=float, default=None, metavar="LEVEL", help="start each take when the level crosses LEVEL: g of motion beyond gravity (IMU, e.g. 0.3) or dBFS (microphone, e.g. -30)")
-    parser.add_argument("--countdown", type=int, default=3, metavar="S", help="seconds of countdown before each take (default: 3)")
+    parser.add_argument("--seconds", type=positive_float, default=None, help="length of a take (default: 2 for the IMU, 1 for the microphone)")
+    parser.add_argument("--takes", type=positive_int, default=5, help="how many takes (default: 5)")
+    parser.add_argument("--trigger", type=finite_float, default=None, metavar="LEVEL", help="start each take when the level crosses LEVEL: g of motion beyond gravity (IMU, e.g. 0.3) or dBFS (microphone, e.g. -30)")
+    parser.add_argument("--countdown", type=non_negative_int, default=3, metavar="S", help="seconds of countdown before each take (default: 3)")
     parser.add_argument("--allow-mixed", action="store_true", help="add takes of another rate or board type to an existing dataset")
     parser.add_argument("--yes", action="store_true", help="keep every take without asking (the default when input is not a terminal)")
     parser.set_defaults(run=_run)

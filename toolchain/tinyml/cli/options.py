@@ -29,6 +29,8 @@ def _number(convert: Callable[[str], float], accept: Callable[[float], bool], wh
 
 
 positive_int = _number(int, lambda v: v > 0, "a whole number above 0")
+non_negative_int = _number(int, lambda v: v >= 0, "a whole number of 0 or more")
+finite_float = _number(float, lambda v: True, "a finite number")
 positive_float = _number(float, lambda v: v > 0, "a number above 0")
 non_negative_float = _number(float, lambda v: v >= 0, "a number of 0 or more")
 fraction = _number(float, lambda v: 0 <= v <= 1, "a fraction from 0 to 1")

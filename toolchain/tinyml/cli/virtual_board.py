@@ -90,7 +90,6 @@ def _run(args: argparse.Namespace) -> int:
         board.start()
         info = board.info
         console.print(f"{board.description} on {board.pty_path}", markup=False, soft_wrap=True)
-        console.print(f"port: {board.port}", markup=False, soft_wrap=True)
         if replay is not None:
             sensors = []
             if replay.imu is not None:
@@ -106,6 +105,8 @@ def _run(args: argparse.Namespace) -> int:
                 soft_wrap=True,
             )
         console.print(f"faults: {faults.describe()}", markup=False, soft_wrap=True)
+        # Last of the facts: scripts wait for this line, and the board serves from now on.
+        console.print(f"port: {board.port}", markup=False, soft_wrap=True)
         if replay is not None:
             console.print(f"try: tinyml capture --port {board.port} --label wave   (Ctrl-C stops the board)", markup=False, soft_wrap=True)
         else:

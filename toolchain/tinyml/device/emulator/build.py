@@ -33,6 +33,7 @@ from tinyml.core import native_build
 from tinyml.core.errors import InputError, ModelError, ToolError
 from tinyml.core.resources import templates_dir
 from tinyml.core.tools import require_program
+from tinyml.firmware.apps import DEFAULT_APP, load_app
 from tinyml.firmware.boards import BoardProfile, get_board
 from tinyml.firmware.library_source import LibrarySource
 from tinyml.firmware.manifest import MANIFEST_NAME
@@ -109,6 +110,9 @@ class RenderedProject:
     path: Path
     board: BoardProfile
     build_flags: tuple[str, ...]
+    # Its app runs a model, so it links the TFLM library; a model-less app (capture) does not,
+    # as its platformio.ini does not list the library.
+    links_tflm: bool = True
 
     @property
     def arduino_defines(self) -> tuple[str, ...]:
@@ -176,7 +180,9 @@ def load_project(project_dir: str | Path) -> RenderedProject:
             "pass the folder `tinyml render --out` created, or render one",
         )
     try:
-        board_id = json.loads(manifest_path.read_text(encoding="utf-8"))["board"]
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        board_id, app = manifest["board"], manifest.get("app", DEFAULT_APP)
+        links_tflm = load_app(app).needs_model
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{manifest_path} is damaged ({exc})", "render the project again") from exc
     board = get_board(board_id)
@@ -190,7 +196,7 @@ def load_project(project_dir: str | Path) -> RenderedProject:
             f"the emulator does not know the Arduino core defines of PlatformIO board '{board.platformio.board}' (board {board.id})",
             "add them to ARDUINO_BOARD_DEFINES, as the board's Arduino core defines them",
         )
-    return RenderedProject(path, board, _platformio_build_flags(path / "platformio.ini", board))
+    return RenderedProject(path, board, _platformio_build_flags(path / "platformio.ini", board), links_tflm)
 
 
 def _platformio_build_flags(ini_path: Path, board: BoardProfile) -> tuple[str, ...]:
@@ -353,7 +359,7 @@ def build_firmware(
     """Builds `project_dir` for the emulated board; the ELF and map go to `out_dir` (default:
     PROJECT/.emulator). `reuse` keeps an ELF newer than the project's files and the support code."""
     project = load_project(project_dir)
-    library_build = build_library(project.board, library, workers=workers)
+    library_build = build_library(project.board, library, workers=workers) if project.links_tflm else None
     started = time.monotonic()
     out = Path(out_dir) if out_dir else project.path / OUT_DIR
     elf, map_file = out / "firmware.elf", out / "firmware.map"
@@ -376,7 +382,9 @@ def build_firmware(
     _run([AR, "rcs", str(support_archive), *(str(j.output) for j in target_jobs if j.source.name not in TARGET_OBJECT_SOURCES)])
     linked = [str(j.output) for j in project_jobs] + [str(j.output) for j in target_jobs if j.source.name in TARGET_OBJECT_SOURCES]
     link = [GXX, *LINK_FLAGS, f"-T{linker_script()}", f"-Wl,-Map={map_file}", *linked]
-    link += ["-Wl,--whole-archive", str(library_build.archive), "-Wl,--no-whole-archive", str(support_archive), "-o", str(elf)]
+    if library_build is not None:
+        link += ["-Wl,--whole-archive", str(library_build.archive), "-Wl,--no-whole-archive"]
+    link += [str(support_archive), "-o", str(elf)]
     log.debug("%s", " ".join(link))
     result = subprocess.run(link, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
     if result.returncode != 0:
@@ -389,7 +397,7 @@ def _is_newer(output: Path, inputs: Sequence[Path]) -> bool:
     return output.is_file() and all(path.stat().st_mtime < output.stat().st_mtime for path in inputs)
 
 
-def _firmware_build(elf: Path, map_file: Path, library: LibrarySource, library_build: LibraryBuild, started: float) -> FirmwareBuild:
+def _firmware_build(elf: Path, map_file: Path, library: LibrarySource, library_build: LibraryBuild | None, started: float) -> FirmwareBuild:
     text, data, bss = section_sizes(elf)
     return FirmwareBuild(
         elf=elf,
@@ -399,8 +407,8 @@ def _firmware_build(elf: Path, map_file: Path, library: LibrarySource, library_b
         bss=bss,
         library=library,
         parts=memory_by_part(map_file),
-        library_cached=library_build.cached,
-        library_seconds=library_build.seconds,
+        library_cached=library_build is None or library_build.cached,
+        library_seconds=library_build.seconds if library_build is not None else 0.0,
         firmware_seconds=time.monotonic() - started,
     )
 
