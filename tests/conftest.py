@@ -8,12 +8,16 @@
   unmodified copies in ../shared/third_party/ beside the repository (never inside it), or the
   folders $TINYML_TEST_TFLM_LIBRARY / $TINYML_TEST_CANDIDATE_LIBRARY name. Missing, they skip,
   and fail in CI.
+- Those builds take minutes the first time (then the user's cache answers). They start in the
+  background as soon as the tests are collected, and the test files that need them run last:
+  the rest of the suite leaves most of a second core idle, which the builds then use.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -61,13 +65,50 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--board", default=None, help="board profile id of the board on --port")
 
 
+# The session fixtures that compile a TFLM library, and what each compiles in the background.
+LIBRARY_FIXTURES = ("emulator_library", "pinned_host_library", "candidate_host_library")
+_prebuilt: dict[str, Future] = {}
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected: build only what the run needs
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--port"):
-        return
-    skip = pytest.mark.skip(reason="needs a real board: run with --port PORT --board ID")
-    for item in items:
-        if "board" in item.keywords:
-            item.add_marker(skip)
+    if not config.getoption("--port"):
+        skip = pytest.mark.skip(reason="needs a real board: run with --port PORT --board ID")
+        for item in items:
+            if "board" in item.keywords:
+                item.add_marker(skip)
+    needing = {name: [item for item in items if name in getattr(item, "fixturenames", ())] for name in LIBRARY_FIXTURES}
+    # Whole files move, so that their module fixtures (a trained lab) are made once.
+    late_files = {item.path for users in needing.values() for item in users}
+    items[:] = [item for item in items if item.path not in late_files] + [item for item in items if item.path in late_files]
+    if not config.getoption("collectonly"):
+        _start_library_builds([name for name, users in needing.items() if users])
+
+
+def _start_library_builds(names: list[str]) -> None:
+    """One build after the other in one background thread (each uses every core). A build that
+    cannot start (no compiler, no library) is left to its fixture, which skips or fails."""
+    builds = {"emulator_library": _build_emulator_library, "pinned_host_library": lambda: _build_host_library(pinned_library_dir), "candidate_host_library": lambda: _build_host_library(candidate_library_dir)}
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tflm-library-build")
+    for name in names:
+        try:
+            ready = _library_ready(name)
+        except BaseException:  # noqa: BLE001 - pytest's skip/fail outcomes: the fixture reports them
+            continue
+        if ready:
+            _prebuilt[name] = executor.submit(builds[name])
+    executor.shutdown(wait=False)
+
+
+def _library_ready(name: str) -> bool:
+    tools = {"emulator_library": ("arm-none-eabi-g++", "qemu-system-arm"), "pinned_host_library": ("g++",), "candidate_host_library": ("g++",)}[name]
+    (candidate_library_dir if name == "candidate_host_library" else pinned_library_dir)()
+    return all(shutil.which(tool) for tool in tools)
+
+
+def _prebuilt_or(name: str, build):
+    future = _prebuilt.pop(name, None)
+    return future.result() if future is not None else build()
 
 
 @pytest.fixture(scope="session")
@@ -107,21 +148,36 @@ def pinned_host_library():
     """The pinned library built for the host (tinyml.model.board_library), once per session:
     about 2 minutes the first time on two cores, then found in the user's cache."""
     require_tool("g++")
+    return _prebuilt_or("pinned_host_library", lambda: _build_host_library(pinned_library_dir))
+
+
+@pytest.fixture(scope="session")
+def candidate_host_library():
+    """The newer candidate library (Chirale_TensorFlowLite) built for the host."""
+    require_tool("g++")
+    return _prebuilt_or("candidate_host_library", lambda: _build_host_library(candidate_library_dir))
+
+
+def _build_host_library(library_dir):
     from tinyml.model.board_library import build_host_library
 
-    return build_host_library(pinned_library_dir())
+    return build_host_library(library_dir())
 
 
 @pytest.fixture(scope="session")
 def emulator_library():
     """The pinned library, built for the emulated board once per session (minutes the first
     time; later the user's cache answers in a second). Returns its LibrarySource."""
+    for tool in ("arm-none-eabi-g++", "qemu-system-arm"):
+        require_tool(tool)
+    return _prebuilt_or("emulator_library", _build_emulator_library)
+
+
+def _build_emulator_library():
     from tinyml.device.emulator.build import build_library
     from tinyml.firmware.boards import get_board
     from tinyml.firmware.library_source import open_library
 
-    for tool in ("arm-none-eabi-g++", "qemu-system-arm"):
-        require_tool(tool)
     library = open_library(pinned_library_dir(), "the tests")
     build_library(get_board("nano33ble_sense"), library)
     return library

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import candidate_library_dir, require_tool
+from conftest import require_tool
 from modelzoo import SINGLE_OP_MODELS, write_single_op_model
 from tinyml.core.errors import InputError, ModelError
 from tinyml.model import ops
@@ -90,8 +90,8 @@ def test_mean_differs_from_the_tflm_runtime_by_one_lsb(name: str, op_models: dic
     assert 0.5 < (delta == 0).mean() < 1.0 and delta.max() == 1
 
 
-def test_the_pinned_and_the_candidate_library_compute_the_same(op_models: dict[str, bytes], pinned_host_library) -> None:
-    candidate = build_host_library(candidate_library_dir())
+def test_the_pinned_and_the_candidate_library_compute_the_same(op_models: dict[str, bytes], pinned_host_library, candidate_host_library) -> None:
+    candidate = candidate_host_library
     for name, model in op_models.items():
         inputs = random_inputs(model, 20)
         pinned_runner, candidate_runner = BoardLibraryRunner(model, pinned_host_library), BoardLibraryRunner(model, candidate)
