@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import serial
+from conftest import require_tool
 from emulator_helpers import TINYML, open_sockets, qemu_processes
 from modelzoo import sample_inputs
 from test_emulator_build import LABELS, render_app
@@ -144,9 +145,10 @@ def _replayed_slice(recording: np.ndarray, take: np.ndarray) -> np.ndarray:
     raise AssertionError("the take does not start anywhere in the recording")
 
 
-def test_capture_on_the_emulated_board_writes_back_exactly_what_its_sensors_replayed(emulator_library, tmp_path: Path) -> None:
+def test_capture_on_the_emulated_board_writes_back_exactly_what_its_sensors_replayed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 14: the capture firmware, built for the emulated board, streams the replayed IMU and
-    microphone recordings; `tinyml capture` must write back exactly those samples, at their rate."""
+    microphone recordings; `tinyml capture` must write back exactly those samples, at their rate.
+    It runs no model, so it needs no TFLM library, as on the board (its platformio.ini lists none)."""
     import wave
 
     from tinyml.device.capture import CaptureSettings, record_session
@@ -154,6 +156,9 @@ def test_capture_on_the_emulated_board_writes_back_exactly_what_its_sensors_repl
     from tinyml.firmware.boards import get_board
     from tinyml.firmware.render import render_project
 
+    for tool in ("arm-none-eabi-g++", "qemu-system-arm"):
+        require_tool(tool)
+    monkeypatch.delenv("TINYML_TFLM_LIBRARY", raising=False)
     board = get_board("nano33ble_sense")
     imu_rate = float(board.sensors["imu"].sample_rate_hz)
     render_project(board, None, tmp_path / "project", app="capture")
@@ -167,7 +172,8 @@ def test_capture_on_the_emulated_board_writes_back_exactly_what_its_sensors_repl
         wav.setsampwidth(2)
         wav.setframerate(16000)
         wav.writeframes(pcm.tobytes())
-    with start_emulator(tmp_path / "project", emulator_library, recordings=Recordings(imu, imu_rate, audio)) as emulator:
+    with start_emulator(tmp_path / "project", recordings=Recordings(imu, imu_rate, audio)) as emulator:
+        assert emulator.target.endswith("no TFLM library (the app runs no model)")
         words = record_session(emulator.url, tmp_path / "words", CaptureSettings("yes", "ann", sensor="microphone", seconds=8, takes=1, countdown_s=0))
         moves = record_session(emulator.url, tmp_path / "moves", CaptureSettings("wave", "ann", seconds=12, takes=2, countdown_s=0))
         emulator.board.check()

@@ -47,7 +47,10 @@ def _run(args: argparse.Namespace) -> int:
             console.print(emulator.target, markup=False, soft_wrap=True)
             console.print(f"firmware says: {emulator.board.banner}", markup=False, soft_wrap=True)
             console.print(f"port: {emulator.url}", markup=False, soft_wrap=True)
-            console.print(f"try: tinyml validate --port {emulator.url} --model MODEL.tflite --data DATA.npz   (Ctrl-C stops the emulated board)", markup=False, soft_wrap=True)
+            if library is None:  # the capture app
+                console.print(f"try: tinyml capture --port {emulator.url} --label wave   (Ctrl-C stops the emulated board)", markup=False, soft_wrap=True)
+            else:
+                console.print(f"try: tinyml validate --port {emulator.url} --model MODEL.tflite --data DATA.npz   (Ctrl-C stops the emulated board)", markup=False, soft_wrap=True)
             while True:
                 emulator.board.check()
                 time.sleep(0.2)
@@ -60,8 +63,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _print_build(console, build) -> None:
-    library = "from the cache" if build.library_cached else f"compiled in {build.library_seconds:.0f} s"
-    console.print(f"built {build.elf} in {build.firmware_seconds:.1f} s (library {build.library.describe()}: {library})", markup=False, soft_wrap=True)
+    if build.library is None:
+        library = "no TFLM library: the app runs no model"
+    else:
+        library = f"library {build.library.describe()}: " + ("from the cache" if build.library_cached else f"compiled in {build.library_seconds:.0f} s")
+    console.print(f"built {build.elf} in {build.firmware_seconds:.1f} s ({library})", markup=False, soft_wrap=True)
     console.print(f"ELF: text {build.text:,} B, data {build.data:,} B, bss {build.bss:,} B", markup=False, soft_wrap=True)
     for part, use in build.parts.items():
         console.print(f"  {part:18} flash {use.flash:>9,} B   RAM {use.ram:>9,} B", markup=False, soft_wrap=True)

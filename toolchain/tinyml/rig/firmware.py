@@ -92,7 +92,8 @@ class EmulatedRigBoard:
         self.firmware_hash = firmware_hash(files)
         self._stack = contextlib.ExitStack()
         self._running: Any = self._stack.enter_context(start_emulator(out_dir, library))
-        self.library_hash = hashlib.sha256(f"{self._running.build.library.name} {self._running.build.library.version}".encode()).hexdigest()[:16]
+        library = self._running.build.library
+        self.library_hash = hashlib.sha256(f"{library.name} {library.version}".encode()).hexdigest()[:16] if library is not None else None
 
     @property
     def url(self) -> str:

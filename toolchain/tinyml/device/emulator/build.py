@@ -146,7 +146,7 @@ class FirmwareBuild:
     text: int
     data: int
     bss: int
-    library: LibrarySource
+    library: LibrarySource | None  # None for an app that runs no model: no TFLM library in it
     parts: dict[str, MemoryUse] = field(default_factory=dict)
     library_cached: bool = False
     library_seconds: float = 0.0
@@ -158,7 +158,7 @@ class FirmwareBuild:
             "text_bytes": self.text,
             "data_bytes": self.data,
             "bss_bytes": self.bss,
-            "library": self.library.describe(),
+            "library": self.library.describe() if self.library is not None else None,
             "parts": {name: use.to_dict() for name, use in self.parts.items()},
             "library_cached": self.library_cached,
             "library_seconds": round(self.library_seconds, 1),
@@ -306,17 +306,12 @@ def _own_flags(project: RenderedProject) -> tuple[str, ...]:
     return (*OWN_WARNINGS, *OWN_DEBUG, *project.arduino_defines, *project.build_flags)
 
 
-def _project_flags(project: RenderedProject, library: LibrarySource) -> tuple[str, ...]:
+def _project_flags(project: RenderedProject, library: LibrarySource | None) -> tuple[str, ...]:
     """The project's src/ sees itself, the Arduino API, the sensor libraries and the TFLM library."""
     target = target_dir()
-    return (
-        *_own_flags(project),
-        f"-I{project.src}",
-        f"-I{target / 'include'}",
-        f"-I{target / 'libraries'}",
-        # The library's headers are third-party: their warnings are not ours to fail on.
-        f"-isystem{library.src}",
-    )
+    # The library's headers are third-party: their warnings are not ours to fail on.
+    tflm = (f"-isystem{library.src}",) if library is not None else ()
+    return (*_own_flags(project), f"-I{project.src}", f"-I{target / 'include'}", f"-I{target / 'libraries'}", *tflm)
 
 
 def _target_flags(project: RenderedProject) -> tuple[str, ...]:
@@ -354,11 +349,13 @@ def _link_error(output: str) -> Exception:
 
 
 def build_firmware(
-    project_dir: str | Path, library: LibrarySource, out_dir: str | Path | None = None, *, workers: int | None = None, reuse: bool = False
+    project_dir: str | Path, library: LibrarySource | None, out_dir: str | Path | None = None, *, workers: int | None = None, reuse: bool = False
 ) -> FirmwareBuild:
     """Builds `project_dir` for the emulated board; the ELF and map go to `out_dir` (default:
     PROJECT/.emulator). `reuse` keeps an ELF newer than the project's files and the support code."""
     project = load_project(project_dir)
+    if project.links_tflm and library is None:
+        raise InputError(f"the app of {project.path} runs a model, and no TFLM library was given", "pass --library DIR (or set TINYML_TFLM_LIBRARY)")
     library_build = build_library(project.board, library, workers=workers) if project.links_tflm else None
     started = time.monotonic()
     out = Path(out_dir) if out_dir else project.path / OUT_DIR
@@ -397,7 +394,7 @@ def _is_newer(output: Path, inputs: Sequence[Path]) -> bool:
     return output.is_file() and all(path.stat().st_mtime < output.stat().st_mtime for path in inputs)
 
 
-def _firmware_build(elf: Path, map_file: Path, library: LibrarySource, library_build: LibraryBuild | None, started: float) -> FirmwareBuild:
+def _firmware_build(elf: Path, map_file: Path, library: LibrarySource | None, library_build: LibraryBuild | None, started: float) -> FirmwareBuild:
     text, data, bss = section_sizes(elf)
     return FirmwareBuild(
         elf=elf,

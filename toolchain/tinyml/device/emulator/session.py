@@ -29,9 +29,10 @@ log = logging.getLogger("tinyml.emulator")
 EMULATED_CORE = "Cortex-M4F"
 
 
-def describe_target(library: LibrarySource) -> str:
+def describe_target(library: LibrarySource | None) -> str:
     """How every output names this target: a report, a deploy summary, PASSED."""
-    return f"emulated board: {MACHINE} {EMULATED_CORE}, QEMU, library {library.name} {library.version}"
+    runs = f"library {library.name} {library.version}" if library is not None else "no TFLM library (the app runs no model)"
+    return f"emulated board: {MACHINE} {EMULATED_CORE}, QEMU, {runs}"
 
 
 @dataclass
@@ -59,10 +60,11 @@ class Recordings:
     audio: Path | None = None
 
 
-def check_prerequisites(project_dir: str | Path, library: str | Path | None) -> LibrarySource:
-    """The project, the library, the cross compiler and QEMU, before any compiling."""
-    load_project(project_dir)
-    source = find_library(library, project_dir)
+def check_prerequisites(project_dir: str | Path, library: str | Path | None) -> LibrarySource | None:
+    """The project, the library (None for an app that runs no model, as its platformio.ini
+    lists none), the cross compiler and QEMU, before any compiling."""
+    project = load_project(project_dir)
+    source = find_library(library, project_dir) if project.links_tflm else None
     require_cross_compiler()
     require_program(QEMU, QEMU_INSTALL_HINT)
     return source
@@ -87,7 +89,8 @@ def build(
     first build). `reuse`: keep an ELF that is newer than every file of the project."""
     source = library if isinstance(library, LibrarySource) else check_prerequisites(project_dir, library)
     firmware = build_firmware(project_dir, source, workers=workers, reuse=reuse)
-    log.info("library %s: %s in %.1f s", source.name, "cached" if firmware.library_cached else "compiled", firmware.library_seconds)
+    if source is not None:
+        log.info("library %s: %s in %.1f s", source.name, "cached" if firmware.library_cached else "compiled", firmware.library_seconds)
     return firmware
 
 
