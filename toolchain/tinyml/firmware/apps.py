@@ -19,7 +19,8 @@ from typing import Any
 from tinyml.core.errors import InputError
 from tinyml.core.files import contained_path
 from tinyml.core.resources import templates_dir
-from tinyml.firmware.boards import BoardProfile, SensorProfile, list_boards, tomllib
+from tinyml.core.toml_files import tomllib
+from tinyml.firmware.boards import BoardProfile, SensorProfile, list_boards
 from tinyml.firmware.codegen import jinja_environment
 
 DEFAULT_APP = "validation"

@@ -16,12 +16,8 @@ from typing import Any
 
 from tinyml.core.errors import InputError, ModelError
 from tinyml.core.resources import boards_dir
+from tinyml.core.toml_files import TomlFields, files_by_id, read_toml
 from tinyml.firmware.libraries import USER_BOARDS_ENV, LibraryFacts, get_library
-
-try:  # Python 3.11+; tomli is the same parser for 3.10
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - only on Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
 
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 _USB_ID_RE = re.compile(r"^[0-9A-Fa-f]{4}:[0-9A-Fa-f]{4}$")
@@ -173,13 +169,7 @@ def _board_dirs() -> list[Path]:
 
 def _board_files() -> dict[str, Path]:
     """Board id -> profile file; a user folder's file hides a built-in one of the same id."""
-    found: dict[str, Path] = {}
-    for directory in _board_dirs():
-        if not directory.is_dir():
-            continue
-        for path in sorted(directory.glob("*.toml")):
-            found.setdefault(path.stem, path)
-    return found
+    return files_by_id(_board_dirs())
 
 
 def list_boards() -> list[BoardProfile]:
@@ -198,36 +188,14 @@ def get_board(board_id: str) -> BoardProfile:
 def load_board_file(path: str | Path) -> BoardProfile:
     """Read and validate one profile; errors name the file and the field."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read board profile {path}: {exc}", "check the file") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"board profile {path} is not valid TOML: {exc}", "fix the syntax at that line") from exc
-    return _Reader(path).board(data)
+    return _Reader(path).board(read_toml(path, "board profile"))
 
 
-class _Reader:
-    """Typed access to a profile's tables, each failure naming the file and the dotted field."""
+class _Reader(TomlFields):
+    """A profile's tables, checked field by field."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, key: str, what: str) -> InputError:
-        return InputError(f"board profile {self.path}: field '{key}' {what}", "fix that field (see boards/nano33ble_sense.toml for an example)")
-
-    def get(self, table: dict, key: str, kind: type | tuple[type, ...], prefix: str = "", default: Any = ...) -> Any:
-        name = f"{prefix}{key}"
-        if key not in table:
-            if default is ...:
-                raise self.fail(name, "is missing")
-            return default
-        value = table[key]
-        # bool is an int in Python: keep numbers and flags apart.
-        if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
-            expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            raise self.fail(name, f"must be {expected}, not {type(value).__name__} {value!r}")
-        return value
+        super().__init__(path, "board profile", "boards/nano33ble_sense.toml")
 
     def positive(self, table: dict, key: str, prefix: str = "") -> int:
         value = self.get(table, key, int, prefix)

@@ -20,11 +20,7 @@ from typing import Any
 
 from tinyml.core.errors import InputError
 from tinyml.core.resources import boards_dir
-
-try:  # Python 3.11+; tomli is the same parser for 3.10
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - only on Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+from tinyml.core.toml_files import TomlFields, files_by_id, read_toml
 
 LIBRARIES_FOLDER = "libraries"
 # The user's board folder (for boards and, in its libraries/, for libraries).
@@ -99,12 +95,7 @@ def _library_dirs() -> list[Path]:
 
 
 def _library_files() -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for directory in _library_dirs():
-        if directory.is_dir():
-            for path in sorted(directory.glob("*.toml")):
-                found.setdefault(path.stem, path)
-    return found
+    return files_by_id(_library_dirs())
 
 
 def list_libraries() -> list[LibraryFacts]:
@@ -122,34 +113,12 @@ def get_library(library_id: str) -> LibraryFacts:
 def load_library_file(path: str | Path) -> LibraryFacts:
     """Read and validate one library file; errors name the file and the field."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read TFLM library file {path}: {exc}", "check the file") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"TFLM library file {path} is not valid TOML: {exc}", "fix the syntax at that line") from exc
-    return _Reader(path).library(data)
+    return _Reader(path).library(read_toml(path, "TFLM library file"))
 
 
-class _Reader:
+class _Reader(TomlFields):
     def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, key: str, what: str) -> InputError:
-        return InputError(
-            f"TFLM library file {self.path}: field '{key}' {what}",
-            "fix that field (see boards/libraries/arduino_tensorflowlite_06841a8.toml for an example)",
-        )
-
-    def get(self, table: dict, key: str, kind: type, default: Any = ...) -> Any:
-        if key not in table:
-            if default is ...:
-                raise self.fail(key, "is missing")
-            return default
-        value = table[key]
-        if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
-            raise self.fail(key, f"must be {kind.__name__}, not {type(value).__name__} {value!r}")
-        return value
+        super().__init__(path, "TFLM library file", "boards/libraries/arduino_tensorflowlite_06841a8.toml")
 
     def text(self, table: dict, key: str, pattern: re.Pattern[str] | None = None) -> str:
         value = self.get(table, key, str)
@@ -160,7 +129,7 @@ class _Reader:
         return value
 
     def names(self, table: dict, key: str, pattern: re.Pattern[str], example: str, default: Any = ...) -> tuple[str, ...]:
-        value = self.get(table, key, list, default)
+        value = self.get(table, key, list, default=default)
         for item in value:
             if not isinstance(item, str) or not pattern.match(item):
                 raise self.fail(key, f"must list names like {example}, not {item!r}")
@@ -200,7 +169,7 @@ class _Reader:
             per_channel_fully_connected=self.get(data, "per_channel_fully_connected", bool),
             ops=frozenset(ops),
             custom_ops=self.names(data, "custom_ops", _NAME_RE, "CIRCULAR_BUFFER", default=[]),
-            differences=self.differences(self.get(data, "differences", list, [])),
+            differences=self.differences(self.get(data, "differences", list, default=[])),
             source=self.path,
         )
 

@@ -45,8 +45,9 @@ from typing import Any
 
 from tinyml.core.errors import InputError
 from tinyml.core.files import atomic_write_text
+from tinyml.core.toml_files import read_toml
 from tinyml.device.virtual_board import Faults
-from tinyml.firmware.boards import list_boards, tomllib
+from tinyml.firmware.boards import list_boards
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 NETWORK_SCHEMES = ("socket://", "rfc2217://")
@@ -92,15 +93,9 @@ class Rig:
 def load_rig(path: str | Path) -> Rig:
     """Read and check a rig file; an InputError names the board and the fix."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InputError(f"rig file {path} does not exist", "write one with `tinyml rig discover --out rig.toml`, or give its path") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read rig file {path}: {exc}", "check the file") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"rig file {path} is not valid TOML: {exc}", "fix the syntax at that line") from exc
-    return _RigReader(path).rig(data)
+    if not path.exists():
+        raise InputError(f"rig file {path} does not exist", "write one with `tinyml rig discover --out rig.toml`, or give its path")
+    return _RigReader(path).rig(read_toml(path, "rig file"))
 
 
 class _RigReader:
