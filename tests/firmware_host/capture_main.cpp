@@ -11,20 +11,10 @@
 #include <stdlib.h>
 
 #include "capture_session.h"
-#include "model_runner.h"
+#include "no_model_runner.h"
 #include "protocol_server.h"
 
 namespace {
-
-class NoModel : public tinyml::ModelRunner {
- public:
-  int8_t* input() override { return nullptr; }
-  size_t input_bytes() const override { return 0; }
-  const int8_t* output() const override { return nullptr; }
-  size_t output_bytes() const override { return 0; }
-  bool invoke() override { return false; }
-  size_t arena_used_bytes() const override { return 0; }
-};
 
 class FileTransport : public tinyml::Transport {
  public:
@@ -67,7 +57,7 @@ int main(int argc, char** argv) {
   info.model_hash = "";
   info.rx_buffer_bytes = 256;
   info.app = "capture";
-  static NoModel model;
+  static tinyml::NoModelRunner model;
   static FileTransport transport(out);
   static tinyml::ProtocolServer server(transport, model, info);
   // An IMU at 119 Hz and a microphone, as on the Nano 33 BLE Sense.
